@@ -1,0 +1,18 @@
+"""bayes_prsn: Bayesian low-rank personalized regression on NumPyro/JAX.
+
+One regression model per sample, tied together through the samples'
+covariates; see :class:`PersonalizedRegression`.
+"""
+
+__version__ = "0.1.0"
+
+from .estimator import NotFittedError, PersonalizedClassifier, PersonalizedRegression
+from .svi import ConvergenceWarning
+
+__all__ = [
+    "ConvergenceWarning",
+    "NotFittedError",
+    "PersonalizedClassifier",
+    "PersonalizedRegression",
+    "__version__",
+]

@@ -1,0 +1,120 @@
+"""Coefficients for new samples from their covariates.
+
+Two rules, both under the learned covariate metric
+:math:`\\rho_\\phi(u, v) = \\sum_l \\phi_l d_l(u_l, v_l)`:
+
+``"neighbors"``
+    the mean of the coefficients of the ``n_neighbors`` training samples
+    nearest to the new one;
+``"embedding"``
+    the conditional MAP of the new sample's code :math:`Z_*` under the
+    distance-matching potential to those neighbours, the code prior and
+    :math:`\\psi`, with :math:`Q`, :math:`\\phi` and the training codes fixed:
+    :math:`\\theta_* = \\bar\\theta + Q^\\top Z_*`.
+
+Neighbours are found with a tree search (L1 distance on phi-weighted
+coordinates), so memory is O(n_new * n_neighbors).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .preprocessing import EncodedCovariates, neighbour_space, pair_distances
+
+__all__ = ["PREDICT_METHODS", "predict_neighbors", "predict_embedding", "nearest_training"]
+
+PREDICT_METHODS = ("neighbors", "embedding")
+
+
+def nearest_training(
+    new: EncodedCovariates, train: EncodedCovariates, weights: np.ndarray, n_neighbors: int
+):
+    """Indices (n_new, k) of the nearest training samples and their rho distances."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(n_neighbors, train.n_samples)
+    search = NearestNeighbors(n_neighbors=k, metric="manhattan")
+    search.fit(neighbour_space(train, weights))
+    _, index = search.kneighbors(neighbour_space(new, weights))
+    repeated = new.take(np.repeat(np.arange(new.n_samples), k))
+    rho = pair_distances(repeated, train.take(index.ravel())) @ weights
+    return index, rho.reshape(index.shape)
+
+
+def predict_neighbors(new, train, theta_train, weights, n_neighbors) -> np.ndarray:
+    """Mean of the nearest training samples' (internal) coefficients."""
+    index, _ = nearest_training(new, train, weights, n_neighbors)
+    return theta_train[index].mean(axis=1)
+
+
+def predict_embedding(
+    new,
+    train,
+    embedding,
+    dictionary,
+    offset,
+    weights,
+    n_neighbors,
+    *,
+    gamma: float,
+    prior: str,
+    prior_scale: float,
+    n_steps: int = 300,
+    step_size: float = 0.05,
+    epsilon: float = 1e-3,
+) -> np.ndarray:
+    """Conditional MAP of new codes under the distance-matching potential."""
+    import jax.numpy as jnp
+
+    index, rho = nearest_training(new, train, weights, n_neighbors)
+    neighbours = embedding[index]  # (n_new, k, rank)
+    start = neighbours.mean(axis=1)
+    solve = _solver(prior, n_steps, float(step_size), float(epsilon))
+    codes = solve(
+        jnp.asarray(start),
+        jnp.asarray(neighbours),
+        jnp.asarray(rho),
+        jnp.asarray(dictionary),
+        float(gamma),
+        float(prior_scale),
+    )
+    return offset + np.asarray(codes) @ dictionary
+
+
+@functools.lru_cache(maxsize=8)
+def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
+    import jax
+    import jax.numpy as jnp
+
+    def negative_log_density(code, neighbours, rho, dictionary, gamma, prior_scale):
+        gaps = jnp.sqrt(jnp.sum((neighbours - code) ** 2, axis=-1) + epsilon**2)
+        value = 0.5 * gamma * jnp.sum((rho - gaps) ** 2) + 0.5 * jnp.sum(code**2)
+        deviation = code @ dictionary
+        if prior == "normal":
+            value += 0.5 * jnp.sum((deviation / prior_scale) ** 2)
+        else:
+            value += jnp.sum(jnp.abs(deviation) / prior_scale)
+        return value
+
+    grad = jax.grad(negative_log_density)
+
+    def solve_one(start, neighbours, rho, dictionary, gamma, prior_scale):
+        # Adam, written out to keep the dependency list short.
+        def step(carry, t):
+            code, m, v = carry
+            g = grad(code, neighbours, rho, dictionary, gamma, prior_scale)
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g**2
+            m_hat = m / (1.0 - 0.9 ** (t + 1.0))
+            v_hat = v / (1.0 - 0.999 ** (t + 1.0))
+            code = code - step_size * m_hat / (jnp.sqrt(v_hat) + 1e-8)
+            return (code, m, v), None
+
+        zeros = jnp.zeros_like(start)
+        (code, _, _), _ = jax.lax.scan(step, (start, zeros, zeros), jnp.arange(n_steps))
+        return code
+
+    return jax.jit(jax.vmap(solve_one, in_axes=(0, 0, 0, None, None, None)))

@@ -1,0 +1,378 @@
+"""Data preparation: input checks, internal scaling, covariate metric, neighbour graph.
+
+Everything here is plain NumPy (and scikit-learn's neighbour search); the
+model in :mod:`bayes_prsn.models` only sees the arrays these functions make.
+
+Covariate distances
+-------------------
+For covariate :math:`l` the per-covariate distance between samples
+:math:`i` and :math:`j` is
+
+* numeric: :math:`d_l = |a_l - b_l| / s_l`, where :math:`s_l` is a robust
+  scale of the column (the interquartile range divided by 1.349, falling back
+  to the standard deviation, then to the mean absolute deviation);
+* categorical: :math:`d_l = 1[a_l \\ne b_l]` (a level never seen in training
+  differs from every training level).
+
+A covariate missing in either sample contributes nothing. So that pairs with
+missing values are not pulled artificially close, the observed distances of
+a pair are rescaled by :math:`m / m_{ij}`, where :math:`m` is the number of
+covariates and :math:`m_{ij}` the number observed in both samples (a pair
+with no covariate observed in common has distance zero).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CovariateEncoder",
+    "EncodedCovariates",
+    "Standardizer",
+    "check_array",
+    "check_response",
+    "pair_distances",
+    "build_neighbour_pairs",
+]
+
+
+def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Return ``X`` as a finite 2-D float array and its column names.
+
+    Raises ``ValueError`` or ``TypeError`` naming ``name`` when the input is
+    empty, not numeric, not 2-D, contains NaN or inf, or has a different
+    number of rows than ``n_samples``.
+    """
+    if X is None:
+        raise ValueError(f"{name} is required but None was given.")
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        bad = [c for c, dt in zip(names, X.dtypes) if not pd.api.types.is_numeric_dtype(dt)]
+        if bad:
+            raise TypeError(
+                f"{name} must be numeric; column(s) {bad} are not. Encode them as numbers "
+                "or pass them as covariates instead."
+            )
+        values = X.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        try:
+            values = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a numeric array: {err}") from err
+        names = None
+    if values.ndim == 1:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, n_features); got a 1-D array. "
+            "Use X.reshape(-1, 1) for a single feature."
+        )
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got an array with {values.ndim} dimensions.")
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {values.shape}).")
+    if n_samples is not None and values.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {values.shape[0]} rows but y has {n_samples}; they must match."
+        )
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); remove or impute them first."
+        )
+    if names is None:
+        names = [f"x{j}" for j in range(values.shape[1])]
+    return values, names
+
+
+def check_response(y, family: str) -> np.ndarray:
+    """Return ``y`` as a finite 1-D float array valid for ``family``."""
+    if y is None:
+        raise ValueError("y is required but None was given.")
+    try:
+        values = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"y must be numeric: {err}") from err
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
+    if values.shape[0] == 0:
+        raise ValueError("y is empty.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("y contains NaN or infinite values; remove those samples first.")
+    if family == "bernoulli":
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError("y must hold only 0 and 1 for the bernoulli family.")
+        if np.unique(values).size < 2:
+            raise ValueError("y holds a single class; a classifier needs both 0 and 1.")
+    elif family == "poisson":
+        if np.any(values < 0) or np.any(values != np.round(values)):
+            raise ValueError("y must hold non-negative integer counts for the poisson family.")
+    return values
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Affine scaling ``(a - center) / scale`` of columns, kept to map results back."""
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray, *, center: bool = True) -> Standardizer:
+        values = np.asarray(values, dtype=float)
+        mean = values.mean(axis=0) if center else np.zeros(values.shape[1:])
+        std = values.std(axis=0)
+        # A constant column stays as it is (scale 1) rather than dividing by 0.
+        scale = np.where(std > 1e-12 * (1.0 + np.abs(mean)), std, 1.0)
+        if not center:
+            rms = np.sqrt(np.mean(values**2, axis=0))
+            scale = np.where(rms > 0, rms, 1.0)
+        return cls(np.asarray(mean, dtype=float), np.asarray(scale, dtype=float))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=float) - self.center) / self.scale
+
+
+@dataclass(frozen=True)
+class EncodedCovariates:
+    """Covariates in the internal coding.
+
+    ``numeric`` holds robust-scaled numeric columns (NaN where missing);
+    ``categorical`` holds integer level codes (``-1`` where missing, the
+    number of training levels for a level never seen in training).
+    """
+
+    numeric: np.ndarray
+    categorical: np.ndarray
+    n_levels: tuple = ()
+
+    @property
+    def n_samples(self) -> int:
+        return max(self.numeric.shape[0], self.categorical.shape[0])
+
+    def take(self, index) -> EncodedCovariates:
+        return EncodedCovariates(self.numeric[index], self.categorical[index], self.n_levels)
+
+
+def _robust_scale(column: np.ndarray) -> float:
+    finite = column[np.isfinite(column)]
+    q1, q3 = np.percentile(finite, [25, 75])
+    for scale in ((q3 - q1) / 1.349, finite.std(), np.mean(np.abs(finite - np.median(finite)))):
+        if scale > 1e-12 * (1.0 + abs(float(np.median(finite)))):
+            return float(scale)
+    return 0.0
+
+
+class CovariateEncoder:
+    """Learn the covariate coding on training data and apply it to new data.
+
+    Numeric columns are centred on their median and divided by a robust scale;
+    object, string, category and bool columns of a DataFrame are categorical.
+    Columns that are constant (or entirely missing) carry no information:
+    they are dropped with a warning.
+    """
+
+    def fit(self, covariates, *, n_samples: int) -> CovariateEncoder:
+        frame = self._as_frame(covariates, "covariates")
+        if frame.shape[0] != n_samples:
+            raise ValueError(
+                f"covariates has {frame.shape[0]} rows but X has {n_samples}; they must match."
+            )
+        self.names_in_ = [str(c) for c in frame.columns]
+        self.numeric_names_, self.categorical_names_ = [], []
+        self.centers_, self.scales_, self.levels_ = [], [], []
+        dropped = []
+        for name in frame.columns:
+            column = frame[name]
+            if self._is_categorical(column):
+                levels = pd.unique(column.dropna())
+                if len(levels) < 2:
+                    dropped.append(str(name))
+                    continue
+                self.categorical_names_.append(str(name))
+                self.levels_.append(list(levels))
+            else:
+                values = self._numeric(column, name)
+                if np.isinf(values).any():
+                    raise ValueError(
+                        f"covariates column {name!r} contains infinite values; "
+                        "use NaN for missing values."
+                    )
+                if not np.isfinite(values).any():
+                    dropped.append(str(name))
+                    continue
+                scale = _robust_scale(values)
+                if scale == 0.0:
+                    dropped.append(str(name))
+                    continue
+                self.numeric_names_.append(str(name))
+                self.centers_.append(float(np.nanmedian(values)))
+                self.scales_.append(scale)
+        if dropped:
+            warnings.warn(
+                f"covariate column(s) {dropped} are constant or entirely missing and are ignored.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if not self.numeric_names_ and not self.categorical_names_:
+            raise ValueError(
+                "covariates hold no usable column: every column is constant or missing. "
+                "Personalization needs at least one covariate that varies across samples."
+            )
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the covariates in use, numeric first, then categorical."""
+        return self.numeric_names_ + self.categorical_names_
+
+    def transform(self, covariates) -> EncodedCovariates:
+        frame = self._as_frame(covariates, "covariates")
+        names = [str(c) for c in frame.columns]
+        if isinstance(covariates, pd.DataFrame):
+            missing = [c for c in self.names_in_ if c not in names]
+            if missing:
+                raise ValueError(f"covariates lack column(s) {missing} that were used in fit.")
+        elif len(names) != len(self.names_in_):
+            raise ValueError(
+                f"covariates has {len(names)} columns but {len(self.names_in_)} were used in fit."
+            )
+        else:
+            frame.columns = self.names_in_
+        n = frame.shape[0]
+        numeric = np.empty((n, len(self.numeric_names_)))
+        for j, name in enumerate(self.numeric_names_):
+            values = self._numeric(frame[name], name)
+            numeric[:, j] = (values - self.centers_[j]) / self.scales_[j]
+        numeric[~np.isfinite(numeric)] = np.nan
+        categorical = np.empty((n, len(self.categorical_names_)), dtype=np.int64)
+        for j, name in enumerate(self.categorical_names_):
+            levels = self.levels_[j]
+            lookup = {level: code for code, level in enumerate(levels)}
+            column = frame[name]
+            codes = [
+                -1 if pd.isna(v) else lookup.get(v, lookup.get(str(v), len(levels)))
+                for v in column.tolist()
+            ]
+            categorical[:, j] = codes
+        return EncodedCovariates(numeric, categorical, tuple(len(v) for v in self.levels_))
+
+    @staticmethod
+    def _as_frame(covariates, name: str) -> pd.DataFrame:
+        if covariates is None:
+            raise ValueError(
+                f"{name} is required: pass the per-sample covariates (n_samples, "
+                "n_covariates) that define which samples are alike."
+            )
+        if isinstance(covariates, pd.Series):
+            covariates = covariates.to_frame()
+        if isinstance(covariates, pd.DataFrame):
+            frame = covariates.reset_index(drop=True)
+        else:
+            values = np.asarray(covariates)
+            if values.ndim == 1:
+                values = values[:, None]
+            if values.ndim != 2:
+                raise ValueError(
+                    f"{name} must be 2-D (n_samples, n_covariates); got {values.ndim} dims."
+                )
+            frame = pd.DataFrame(values, columns=[f"u{j}" for j in range(values.shape[1])])
+        if frame.shape[1] == 0:
+            raise ValueError(f"{name} has zero columns; pass at least one covariate.")
+        if frame.shape[0] == 0:
+            raise ValueError(f"{name} is empty.")
+        return frame
+
+    @staticmethod
+    def _is_categorical(column: pd.Series) -> bool:
+        dtype = column.dtype
+        return (
+            isinstance(dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(dtype)
+            or pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+        )
+
+    @staticmethod
+    def _numeric(column: pd.Series, name) -> np.ndarray:
+        try:
+            return pd.to_numeric(column).to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"covariates column {name!r} is not numeric: {err}") from err
+
+
+def pair_distances(a: EncodedCovariates, b: EncodedCovariates) -> np.ndarray:
+    """Per-covariate distances between rows of ``a`` and ``b`` (same length).
+
+    Returns an array of shape (n_pairs, n_numeric + n_categorical); missing
+    values contribute 0 and each row is rescaled by ``m / m_observed``.
+    """
+    numeric = np.abs(a.numeric - b.numeric)
+    numeric_seen = np.isfinite(numeric)
+    categorical = (a.categorical != b.categorical).astype(float)
+    categorical_seen = (a.categorical >= 0) & (b.categorical >= 0)
+    distances = np.concatenate(
+        [np.where(numeric_seen, numeric, 0.0), np.where(categorical_seen, categorical, 0.0)],
+        axis=1,
+    )
+    seen = np.concatenate([numeric_seen, categorical_seen], axis=1).sum(axis=1)
+    factor = np.where(seen > 0, distances.shape[1] / np.maximum(seen, 1), 0.0)
+    return distances * factor[:, None]
+
+
+def neighbour_space(encoded: EncodedCovariates, weights: np.ndarray) -> np.ndarray:
+    """Coordinates whose L1 distance is the weighted covariate distance.
+
+    Numeric columns are multiplied by their weight (missing values sit at the
+    median, 0); each categorical column becomes a one-hot block times half its
+    weight, so two different levels are ``weight`` apart. Used only to *find*
+    neighbours; the distances used by the model come from
+    :func:`pair_distances`.
+    """
+    n_numeric = encoded.numeric.shape[1]
+    blocks = [np.nan_to_num(encoded.numeric, nan=0.0) * weights[:n_numeric]]
+    for j in range(encoded.categorical.shape[1]):
+        codes = encoded.categorical[:, j]
+        # One slot per training level plus one for levels never seen in training.
+        width = encoded.n_levels[j] + 1
+        one_hot = np.zeros((codes.shape[0], width))
+        seen = codes >= 0
+        one_hot[np.flatnonzero(seen), codes[seen]] = 1.0
+        blocks.append(one_hot * 0.5 * weights[n_numeric + j])
+    return np.concatenate(blocks, axis=1)
+
+
+def build_neighbour_pairs(
+    encoded: EncodedCovariates,
+    weights: np.ndarray,
+    n_neighbors: int,
+    n_random: int = 0,
+    rng: np.random.Generator | None = None,
+):
+    """Sparse graph of each sample's ``n_neighbors`` nearest samples.
+
+    ``n_random`` further pairs per sample join it to random other samples:
+    without them every pair would agree on a covariate that splits the
+    samples into groups (a categorical one, say), and its weight could not be
+    learned. Returns an int array (n_pairs, 2) with ``i < j`` and no duplicate
+    pair; O(n_samples * (n_neighbors + n_random)) memory.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    space = neighbour_space(encoded, weights)
+    n = space.shape[0]
+    search = NearestNeighbors(n_neighbors=n_neighbors + 1, metric="manhattan").fit(space)
+    _, index = search.kneighbors(space)
+    rows = np.repeat(np.arange(n), n_neighbors + 1)
+    cols = index.ravel()
+    if n_random > 0:
+        rng = np.random.default_rng(rng)
+        rows = np.concatenate([rows, np.repeat(np.arange(n), n_random)])
+        cols = np.concatenate([cols, rng.integers(0, n, n * n_random)])
+    keep = rows != cols
+    pairs = np.stack([np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]], axis=1)
+    return np.unique(pairs, axis=0)

@@ -1,0 +1,197 @@
+"""MAP inference through SVI with an AutoDelta guide.
+
+:func:`run_svi` is the back-end; the estimator calls it. Steps run in
+jit-compiled ``lax.scan`` chunks; between chunks a stopping rule checks the
+relative change of the mean loss.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer.autoguide import AutoDelta
+
+from .models import personalized_regression
+
+__all__ = ["SVIResult", "run_svi", "ConvergenceWarning"]
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimisation stopped at its step cap before the stopping rule was met."""
+
+
+class SVIResult(NamedTuple):
+    """Result of :func:`run_svi`.
+
+    Attributes
+    ----------
+    params : dict of str -> ndarray
+        MAP values of the model's latent sites (constrained space).
+    losses : ndarray
+        Loss (negative joint log-density) after every step.
+    num_steps : int
+        Steps taken.
+    converged : bool
+        Whether the stopping rule was met before ``max_steps``.
+    """
+
+    params: dict
+    losses: np.ndarray
+    num_steps: int
+    converged: bool
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
+    """SVI object and jit-compiled chunk of steps for one static configuration.
+
+    Cached so that repeated fits with the same static settings (and array
+    shapes) reuse the compiled code; everything that may change between fits
+    of one configuration (data, gamma, prior scales, masks) is an argument.
+    """
+    family, rank, prior, offset = static
+    model = functools.partial(
+        personalized_regression, family=family, rank=rank, prior=prior, offset=offset
+    )
+    guide = AutoDelta(model)
+    optim = numpyro.optim.Adam(step_size)
+    svi = SVI(model, guide, optim, Trace_ELBO())
+
+    @jax.jit
+    def init(rng_key, init_params, kwargs):
+        # Jitted: run eagerly, SVI.init traces the model op by op (seconds).
+        state = svi.init(rng_key, init_params=init_params, **kwargs)
+        return state, svi.evaluate(state, **kwargs)
+
+    @jax.jit
+    def run_chunk(state, kwargs):
+        def body(carry, _):
+            carry, loss = svi.stable_update(carry, **kwargs)
+            return carry, loss
+
+        return jax.lax.scan(body, state, None, length=chunk_size)
+
+    return svi, init, run_chunk
+
+
+def run_svi(
+    rng_key,
+    model_kwargs: dict,
+    init_values: dict,
+    *,
+    family: str,
+    rank: int,
+    prior: str = "normal",
+    offset: bool = True,
+    step_size: float = 0.02,
+    max_steps: int = 3000,
+    min_steps: int = 500,
+    chunk_size: int = 100,
+    tol: float = 1e-4,
+    patience: int = 2,
+    progress_bar: bool = False,
+    warn: bool = True,
+) -> SVIResult:
+    """MAP of :func:`bayes_prsn.models.personalized_regression` through SVI.
+
+    Parameters
+    ----------
+    rng_key : jax.random.PRNGKey
+    model_kwargs : dict
+        Array arguments of the model (``X``, ``pairs``, ``pair_distances``,
+        ``y``, ``gamma``, ``prior_scale``, ...).
+    init_values : dict
+        Starting point of each latent site (constrained space).
+    family, rank, prior, offset
+        Static settings of the model.
+    step_size : float
+        Adam step size.
+    max_steps, min_steps : int
+        Step cap and the number of steps always taken.
+    chunk_size : int
+        Steps per compiled chunk (the stopping rule is checked between chunks).
+    tol, patience : float, int
+        Stop once the mean loss of a chunk changes by less than ``tol``
+        (relative) for ``patience`` chunks in a row.
+    progress_bar : bool
+        Show a tqdm progress bar.
+    warn : bool
+        Warn (:class:`ConvergenceWarning`) when the step cap is hit.
+
+    Raises
+    ------
+    FloatingPointError
+        If the loss is not finite at the starting point or stays non-finite.
+    """
+    kwargs = {k: (jnp.asarray(v) if v is not None else None) for k, v in model_kwargs.items()}
+    # The guide remembers the shapes it was first set up with, so shapes are part of the key.
+    shapes = tuple(sorted((k, None if v is None else tuple(v.shape)) for k, v in kwargs.items()))
+    svi, init, run_chunk = _compiled(
+        (family, rank, prior, offset), shapes, float(step_size), int(chunk_size)
+    )
+    init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
+    state, initial_loss = init(rng_key, init_params, kwargs)
+    initial_loss = float(initial_loss)
+    if not np.isfinite(initial_loss):
+        raise FloatingPointError(
+            "the negative log-density is not finite at the starting point; check the "
+            "inputs for extreme values."
+        )
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, desc="MAP (SVI)", unit="step")
+    losses, previous, calm, converged = [], None, 0, False
+    try:
+        while len(losses) * chunk_size < max_steps:
+            state, chunk_losses = run_chunk(state, kwargs)
+            chunk_losses = np.asarray(chunk_losses)
+            losses.append(chunk_losses)
+            finite = chunk_losses[np.isfinite(chunk_losses)]
+            if finite.size == 0:
+                raise FloatingPointError(
+                    f"the loss was not finite for {chunk_size} steps in a row (steps "
+                    f"{(len(losses) - 1) * chunk_size} to {len(losses) * chunk_size}); "
+                    "try a smaller step_size or check the data for extreme values."
+                )
+            current = float(finite.mean())
+            if bar is not None:
+                bar.update(chunk_size)
+                bar.set_postfix(loss=f"{current:.4g}")
+            if previous is not None and len(losses) * chunk_size >= min_steps:
+                change = abs(previous - current) / max(abs(current), 1.0)
+                calm = calm + 1 if change < tol else 0
+                if calm >= patience:
+                    converged = True
+                    break
+            previous = current
+    finally:
+        if bar is not None:
+            bar.close()
+    losses = np.concatenate(losses)
+    params = {
+        name[: -len("_auto_loc")]: np.asarray(value)
+        for name, value in svi.get_params(state).items()
+    }
+    bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
+    if bad:
+        raise FloatingPointError(
+            f"the MAP estimate of {bad} is not finite; try a smaller step_size or check "
+            "the data for extreme values."
+        )
+    if not converged and warn:
+        warnings.warn(
+            f"SVI stopped at the step cap ({len(losses)} steps) before the relative loss "
+            f"change fell below tol={tol}; raise max_steps or step_size.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return SVIResult(params, losses, len(losses), converged)

@@ -1,0 +1,8 @@
+"""The probabilistic programs of bayes_prsn: joint log-densities, no inference.
+
+Installed as :mod:`bayes_prsn.models` (never as a top-level ``models``).
+"""
+
+from .personalized import FAMILIES, PRIORS, personalized_regression
+
+__all__ = ["FAMILIES", "PRIORS", "personalized_regression"]
