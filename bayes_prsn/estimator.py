@@ -10,6 +10,7 @@ reported in the user's original units.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -36,6 +37,16 @@ NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
 RANDOM_PAIRS = 5
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
+
+
+class _Problem(NamedTuple):
+    data: dict
+    settings: dict
+    init: dict
+    population: np.ndarray
+    key: object
+    rng: np.random.Generator
+    encoded: object
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -151,6 +162,50 @@ class _PersonalizedBase(BaseEstimator):
         -------
         self
         """
+        # A failed refit must not leave the attributes of an earlier fit behind.
+        self.__dict__.pop("coef_", None)
+        problem = self._setup(X, y, covariates)
+        data, settings, init = problem.data, problem.settings, problem.init
+        population, key, rng = problem.population, problem.key, problem.rng
+        family, design, encoded = self.family_, data["X"], problem.encoded
+        smoothing = self._choose_smoothing(data, settings, init, population, key, rng)
+        settings.update(smoothing)
+        result = self._run(key, data, settings, init, warn=True)
+
+        params = result.params
+        self.loss_history_ = result.losses
+        self.n_steps_ = result.num_steps
+        self.converged_ = result.converged
+        self.covariate_weights_ = np.asarray(params["covariate_weights"], dtype=float)
+        self.embedding_ = np.asarray(params["embedding"], dtype=float)
+        self._dictionary_internal = np.asarray(params["dictionary"], dtype=float)
+        shared = params["offset"] if self.offset else np.zeros(design.shape[1])
+        self._offset_internal = np.asarray(shared, dtype=float)
+        theta = self._offset_internal + self.embedding_ @ self._dictionary_internal
+        self.coef_, self.intercept_ = self._to_original_units(theta)
+        pop_coef, pop_intercept = self._to_original_units(population[None, :])
+        self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_intercept[0])
+        self._population_internal = population
+        self.dictionary_ = self._dictionary_internal[:, : self.n_features_in_] * (
+            self.y_scaler_.scale[0] / self.x_scaler_.scale
+        )
+        self.noise_scale_ = (
+            float(settings["noise_scale"]) * float(self.y_scaler_.scale[0])
+            if family == "gaussian"
+            else None
+        )
+        self.likelihood_scale_ = float(settings.get("likelihood_scale", 1.0))
+        self.covariate_names_used_ = self.encoder_.feature_names
+        self._train_encoded = encoded
+        self._theta_internal = theta
+        return self
+
+    def _setup(self, X, y, covariates) -> _Problem:
+        """Check and scale the inputs, build the pair graph, fit the population GLM.
+
+        Returns everything the optimisation needs, including the starting
+        point (see :meth:`_population_start`).
+        """
         import jax
 
         family = self._check_settings()
@@ -200,37 +255,7 @@ class _PersonalizedBase(BaseEstimator):
             "prior_scale": float(self.prior_scale),
             "covariate_weight_scale": float(self.covariate_weight_scale),
         }
-        smoothing = self._choose_smoothing(data, settings, init, population, key, rng)
-        settings.update(smoothing)
-        result = self._run(key, data, settings, init, warn=True)
-
-        params = result.params
-        self.loss_history_ = result.losses
-        self.n_steps_ = result.num_steps
-        self.converged_ = result.converged
-        self.covariate_weights_ = np.asarray(params["covariate_weights"], dtype=float)
-        self.embedding_ = np.asarray(params["embedding"], dtype=float)
-        self._dictionary_internal = np.asarray(params["dictionary"], dtype=float)
-        shared = params["offset"] if self.offset else np.zeros(design.shape[1])
-        self._offset_internal = np.asarray(shared, dtype=float)
-        theta = self._offset_internal + self.embedding_ @ self._dictionary_internal
-        self.coef_, self.intercept_ = self._to_original_units(theta)
-        pop_coef, pop_intercept = self._to_original_units(population[None, :])
-        self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_intercept[0])
-        self._population_internal = population
-        self.dictionary_ = self._dictionary_internal[:, : self.n_features_in_] * (
-            self.y_scaler_.scale[0] / self.x_scaler_.scale
-        )
-        self.noise_scale_ = (
-            float(settings["noise_scale"]) * float(self.y_scaler_.scale[0])
-            if family == "gaussian"
-            else None
-        )
-        self.likelihood_scale_ = float(settings.get("likelihood_scale", 1.0))
-        self.covariate_names_used_ = encoder.feature_names
-        self._train_encoded = encoded
-        self._theta_internal = theta
-        return self
+        return _Problem(data, settings, init, population, key, rng, encoded)
 
     def _prepare_target(self, y):
         return y

@@ -32,7 +32,9 @@ def fit_population_glm(
     max_iter: int = 100,
     tol: float = 1e-10,
 ) -> np.ndarray:
-    r"""Ridge-penalised GLM :math:`\hat\beta = \arg\max \ell(\beta) - \tfrac{1}{2}\beta^\top \Lambda \beta`.
+    r"""Ridge-penalised GLM.
+
+    :math:`\hat\beta = \arg\max_\beta\, \ell(\beta) - \tfrac{1}{2}\beta^\top \Lambda \beta`.
 
     Parameters
     ----------
@@ -56,8 +58,6 @@ def fit_population_glm(
     if family == "gaussian":
         return np.linalg.solve(X.T @ X + ridge, X.T @ y)
     beta = np.zeros(n_features)
-    if family == "poisson":
-        beta[np.argmax(np.all(X == 1.0, axis=0))] = 0.0
     for _ in range(max_iter):
         eta = np.clip(X @ beta, -30.0, 30.0)
         mu = mean_function(eta, family)

@@ -51,7 +51,11 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
         raise ValueError(f"{name} is required but None was given.")
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
-        bad = [c for c, dt in zip(names, X.dtypes) if not pd.api.types.is_numeric_dtype(dt)]
+        bad = [
+            c
+            for c, dt in zip(names, X.dtypes, strict=True)
+            if not pd.api.types.is_numeric_dtype(dt)
+        ]
         if bad:
             raise TypeError(
                 f"{name} must be numeric; column(s) {bad} are not. Encode them as numbers "

@@ -137,6 +137,7 @@ def run_svi(
         (family, rank, prior, offset), shapes, float(step_size), int(chunk_size)
     )
     init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
+    min_steps = min(min_steps, max_steps)
     state, initial_loss = init(rng_key, init_params, kwargs)
     initial_loss = float(initial_loss)
     if not np.isfinite(initial_loss):

@@ -1,0 +1,226 @@
+"""The estimators: population start, shapes, units, prediction, every input error."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_prsn import (
+    NotFittedError,
+    PersonalizedClassifier,
+    PersonalizedRegression,
+    simulate,
+)
+from bayes_prsn.population import fit_population_glm
+
+
+def test_population_start(toy):
+    """Before the first step every sample's model is the population GLM (tiny jitter)."""
+    est = PersonalizedRegression(random_state=0)
+    problem = est._setup(toy.X, toy.y, toy.covariates)
+    init = problem.init
+    theta = init["offset"] + init["embedding"] @ init["dictionary"]
+    deviation = theta - problem.population
+    assert np.max(np.abs(deviation)) < 1e-2
+    # symmetric: the jitter averages to zero over samples
+    np.testing.assert_allclose(deviation.mean(axis=0), 0.0, atol=1e-12)
+    # the population GLM is the ridge-stabilised least-squares fit
+    design, target = problem.data["X"], problem.data["y"]
+    penalty = np.r_[np.ones(design.shape[1] - 1), 0.0]
+    expected = np.linalg.solve(design.T @ design + np.diag(penalty + 1e-8 * len(target)),
+                               design.T @ target)
+    np.testing.assert_allclose(problem.population, expected)
+
+
+def test_population_start_without_offset(toy):
+    est = PersonalizedRegression(offset=False, random_state=0)
+    problem = est._setup(toy.X, toy.y, toy.covariates)
+    theta = problem.init["embedding"] @ problem.init["dictionary"]
+    assert np.max(np.abs(theta - problem.population)) < 1e-2
+
+
+def test_attributes_and_shapes(fitted_toy, toy):
+    est = fitted_toy
+    n, p = toy.X.shape
+    assert est.coef_.shape == (n, p)
+    assert est.intercept_.shape == (n,)
+    assert est.population_coef_.shape == (p,)
+    assert np.isscalar(est.population_intercept_)
+    assert est.covariate_weights_.shape == (1,)
+    assert est.embedding_.shape == (n, est.rank)
+    assert est.dictionary_.shape == (est.rank, p)
+    assert est.loss_history_.ndim == 1 and len(est.loss_history_) == est.n_steps_
+    assert np.all(np.isfinite(est.loss_history_))
+    assert est.noise_scale_ > 0
+    for name in ("coef_", "intercept_", "embedding_", "covariate_weights_"):
+        assert np.all(np.isfinite(getattr(est, name)))
+
+
+def test_coefficients_consistent_with_predictions(fitted_toy, toy):
+    """coef_ and intercept_ in original units reproduce the internal linear predictor."""
+    est = fitted_toy
+    design = est._design(toy.X)
+    internal = np.sum(design * est._theta_internal, axis=1)
+    internal = internal * est.y_scaler_.scale[0] + est.y_scaler_.center[0]
+    original = np.sum(toy.X * est.coef_, axis=1) + est.intercept_
+    np.testing.assert_allclose(original, internal, rtol=1e-6, atol=1e-8)
+
+
+def test_original_units_invariance(toy):
+    """Rescaling X, y and covariates rescales the coefficients and nothing else."""
+    base = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    x_scale = np.array([0.01, 100.0])
+    scaled = PersonalizedRegression(random_state=0).fit(
+        toy.X * x_scale + 5.0, toy.y * 1000.0 - 3.0, covariates=toy.covariates * 1e3 + 7.0
+    )
+    np.testing.assert_allclose(scaled.coef_ * x_scale / 1000.0, base.coef_, rtol=2e-3, atol=2e-3)
+
+
+def test_predict_new_samples(fitted_toy, toy):
+    new = simulate.make_toy(n_samples=50, random_state=9)
+    pred = fitted_toy.predict(new.X, covariates=new.covariates)
+    coef = fitted_toy.predict_coef(covariates=new.covariates)
+    intercept = fitted_toy.predict_intercept(covariates=new.covariates)
+    assert pred.shape == (50,) and coef.shape == (50, 2) and intercept.shape == (50,)
+    np.testing.assert_allclose(pred, np.sum(new.X * coef, axis=1) + intercept)
+    fitted_toy.set_params(predict_method="embedding")
+    try:
+        assert np.all(np.isfinite(fitted_toy.predict(new.X, covariates=new.covariates)))
+    finally:
+        fitted_toy.set_params(predict_method="neighbors")
+
+
+def test_unseen_categorical_level(fitted_clustered, clustered):
+    new = clustered.covariates.iloc[:5].copy()
+    new["group"] = ["g0", "never-seen", "g1", None, "g2"]
+    coef = fitted_clustered.predict_coef(covariates=new)
+    assert coef.shape == (5, clustered.X.shape[1]) and np.all(np.isfinite(coef))
+
+
+def test_classifier(fitted_classifier, logistic):
+    clf = fitted_classifier
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    proba = clf.predict_proba(logistic.X[:20], covariates=logistic.covariates.iloc[:20])
+    assert proba.shape == (20, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    labels = clf.predict(logistic.X[:20], covariates=logistic.covariates.iloc[:20])
+    assert set(np.unique(labels)) <= {0, 1}
+    assert clf.noise_scale_ is None
+
+
+def test_poisson_runs():
+    data = simulate.make_poisson(n_samples=150, random_state=3)
+    est = PersonalizedRegression(family="poisson", random_state=0)
+    est.fit(data.X, data.y, covariates=data.covariates)
+    pred = est.predict(data.X[:10], covariates=data.covariates.iloc[:10])
+    assert np.all(pred > 0)
+
+
+def test_laplace_prior_and_no_intercept(toy):
+    est = PersonalizedRegression(prior="laplace", fit_intercept=False, random_state=0,
+                                 validation_fraction=0.0)
+    est.fit(toy.X, toy.y, covariates=toy.covariates)
+    np.testing.assert_array_equal(est.intercept_, 0.0)
+    assert np.all(np.isfinite(est.coef_))
+
+
+def test_population_glm_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+
+    data = simulate.make_logistic(n_samples=300, random_state=4)
+    design = np.column_stack([data.X, np.ones(300)])
+    beta = fit_population_glm(design, data.y, "bernoulli", penalty=np.r_[np.ones(5), 0.0])
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(data.X, data.y)
+    np.testing.assert_allclose(beta[:5], reference.coef_[0], rtol=1e-4, atol=1e-5)
+
+
+def test_dataframe_inputs(toy):
+    X = pd.DataFrame(toy.X, columns=["dose", "weight"])
+    est = PersonalizedRegression(random_state=0, validation_fraction=0.0)
+    est.fit(X, toy.y, covariates=toy.covariates)
+    assert est.feature_names_ == ["dose", "weight"]
+    assert est.covariate_names_ == ["u"]
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.fixture(scope="module")
+def small():
+    return simulate.make_toy(n_samples=60, random_state=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rank": 0}, "rank must be an integer >= 1"),
+        ({"rank": 2.5}, "rank must be an integer >= 1"),
+        ({"family": "gamma"}, "family must be one of"),
+        ({"prior": "cauchy"}, "prior must be one of"),
+        ({"gamma": -1.0}, "gamma must be a positive"),
+        ({"noise_scale": 0.0}, "noise_scale must be a positive"),
+        ({"predict_method": "magic"}, "predict_method must be one of"),
+        ({"validation_fraction": 1.5}, "validation_fraction must be in"),
+        ({"n_neighbors": 100}, "n_samples=60 must exceed n_neighbors=100"),
+    ],
+)
+def test_bad_settings(small, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PersonalizedRegression(**kwargs).fit(small.X, small.y, covariates=small.covariates)
+
+
+def test_bad_data(small):
+    est = PersonalizedRegression()
+    X, y, U = small.X, small.y, small.covariates
+    with pytest.raises(ValueError, match="X has 59 rows but y has 60"):
+        est.fit(X[:-1], y, covariates=U)
+    with pytest.raises(ValueError, match="covariates has 59 rows but X has 60"):
+        est.fit(X, y, covariates=U.iloc[:-1])
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        est.fit(Xn, y, covariates=U)
+    yn = y.copy()
+    yn[0] = np.inf
+    with pytest.raises(ValueError, match="y contains NaN or infinite"):
+        est.fit(X, yn, covariates=U)
+    with pytest.raises(ValueError, match="covariates is required"):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="zero columns"):
+        est.fit(X, y, covariates=np.empty((60, 0)))
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        PersonalizedRegression(family="poisson").fit(X, y, covariates=U)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        PersonalizedClassifier().fit(X, y, covariates=U)
+    with pytest.raises(ValueError, match="single class"):
+        PersonalizedClassifier().fit(X, np.ones(60), covariates=U)
+
+
+def test_constant_covariate_is_ignored(small):
+    U = small.covariates.assign(constant=1.0)
+    est = PersonalizedRegression(random_state=0, validation_fraction=0.0)
+    with pytest.warns(UserWarning, match=r"\['constant'\] are constant"):
+        est.fit(small.X, small.y, covariates=U)
+    assert est.covariate_names_used_ == ["u"]
+    assert est.covariate_weights_.shape == (1,)
+
+
+def test_predict_errors(fitted_toy, toy):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        PersonalizedRegression().predict(toy.X, covariates=toy.covariates)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        PersonalizedRegression().predict_coef(covariates=toy.covariates)
+    with pytest.raises(ValueError, match="X has 3 features but the model was fitted with 2"):
+        fitted_toy.predict(np.ones((4, 3)), covariates=toy.covariates.iloc[:4])
+    with pytest.raises(ValueError, match="covariates has 2 columns but 1 were used"):
+        fitted_toy.predict(toy.X[:4], covariates=np.ones((4, 2)))
+    with pytest.raises(ValueError, match="X has 4 rows but covariates has 5"):
+        fitted_toy.predict(toy.X[:4], covariates=toy.covariates.iloc[:5])
+    with pytest.raises(ValueError, match="covariates is required"):
+        fitted_toy.predict(toy.X[:4])
+
+
+def test_convergence_warning(small):
+    from bayes_prsn import ConvergenceWarning
+
+    est = PersonalizedRegression(max_steps=100, validation_fraction=0.0, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"step cap \(100 steps\)"):
+        est.fit(small.X, small.y, covariates=small.covariates)
+    assert not est.converged_
