@@ -9,7 +9,7 @@ For samples :math:`i = 1..N` with predictors :math:`x_i \in \mathbb{R}^P`
 
     \phi_l &\sim \mathrm{HalfNormal}(s_\phi), \qquad
     Q_{kp} \sim N(0, 1), \qquad \bar\theta_p \sim N(0, 10^2),
-    \qquad Z_{ik} \sim N(0, 1),\\
+    \qquad Z_{ik} \sim N(0, s_Z^2),\\
     \theta_i &= \bar\theta + Q^\top Z_i, \\
     \log p \mathrel{+}= &\sum_i \log \psi_\tau(\theta_i - \bar\theta)
         \quad (\psi = \text{normal or laplace, scale } \tau), \\
@@ -74,6 +74,7 @@ def personalized_regression(
     prior: str = "normal",
     prior_scale=1.0,
     covariate_weight_scale=1.0,
+    embedding_scale=1.0,
     noise_scale=None,
     offset: bool = True,
     likelihood_mask=None,
@@ -105,6 +106,8 @@ def personalized_regression(
         Scale :math:`\\tau` of :math:`\\psi`.
     covariate_weight_scale : float
         Scale :math:`s_\\phi` of the half-normal prior on covariate weights.
+    embedding_scale : float
+        Scale :math:`s_Z` of the normal prior on the codes.
     noise_scale : float or None
         Gaussian noise scale :math:`\\sigma`; ``None`` samples it
         (``HalfNormal(1)``).
@@ -136,7 +139,9 @@ def personalized_regression(
         else jnp.zeros(n_features)
     )
     with numpyro.plate(SAMPLE_PLATE, n_samples):
-        embedding = numpyro.sample("embedding", dist.Normal(0.0, 1.0).expand([rank]).to_event(1))
+        embedding = numpyro.sample(
+            "embedding", dist.Normal(0.0, embedding_scale).expand([rank]).to_event(1)
+        )
     deviation = embedding @ dictionary
     coef = shared + deviation
     numpyro.factor("coef_prior", _coef_log_prior(deviation if offset else coef, prior, prior_scale))

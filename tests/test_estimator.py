@@ -26,8 +26,9 @@ def test_population_start(toy):
     # the population GLM is the ridge-stabilised least-squares fit
     design, target = problem.data["X"], problem.data["y"]
     penalty = np.r_[np.ones(design.shape[1] - 1), 0.0]
-    expected = np.linalg.solve(design.T @ design + np.diag(penalty + 1e-8 * len(target)),
-                               design.T @ target)
+    expected = np.linalg.solve(
+        design.T @ design + np.diag(penalty + 1e-8 * len(target)), design.T @ target
+    )
     np.testing.assert_allclose(problem.population, expected)
 
 
@@ -116,8 +117,9 @@ def test_poisson_runs():
 
 
 def test_laplace_prior_and_no_intercept(toy):
-    est = PersonalizedRegression(prior="laplace", fit_intercept=False, random_state=0,
-                                 validation_fraction=0.0)
+    est = PersonalizedRegression(
+        prior="laplace", fit_intercept=False, random_state=0, validation_fraction=0.0
+    )
     est.fit(toy.X, toy.y, covariates=toy.covariates)
     np.testing.assert_array_equal(est.intercept_, 0.0)
     assert np.all(np.isfinite(est.coef_))

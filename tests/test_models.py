@@ -2,13 +2,12 @@
 
 import jax
 import jax.numpy as jnp
-import numpyro.distributions as dist
 import numpy as np
+import numpyro.distributions as dist
 import pytest
+from bayes_prsn.models import FAMILIES, personalized_regression
 from numpyro import handlers
 from numpyro.infer.util import log_density
-
-from bayes_prsn.models import FAMILIES, personalized_regression
 
 
 def _inputs(n=30, p=3, m=2, n_pairs=60, seed=0):

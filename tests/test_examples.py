@@ -1,0 +1,30 @@
+"""Examples run in a subprocess with tiny settings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quickstart(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "quickstart.py"),
+            "--n-samples",
+            "150",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "theta-MSE, training samples" in out.stdout
+    assert (tmp_path / "coefficients.png").stat().st_size > 1000
+    assert (tmp_path / "summary.txt").exists()
