@@ -36,6 +36,8 @@ NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
 EMBEDDING_SCALE = 1.0
 #: Random (far) pairs per sample added to the neighbour graph.
 RANDOM_PAIRS = 5
+#: Weight of a random pair's term in the potential (neighbour pairs weigh 1).
+RANDOM_PAIR_WEIGHT = 0.02
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
 
@@ -238,7 +240,7 @@ class _PersonalizedBase(BaseEstimator):
         encoded = encoder.transform(covariates)
         n_covariates = len(encoder.feature_names)
         rng = np.random.default_rng(self.random_state)
-        pairs = build_neighbour_pairs(
+        pairs, is_random = build_neighbour_pairs(
             encoded, np.ones(n_covariates), self.n_neighbors, RANDOM_PAIRS, rng
         )
         distances = pair_distances(encoded.take(pairs[:, 0]), encoded.take(pairs[:, 1]))
@@ -250,7 +252,13 @@ class _PersonalizedBase(BaseEstimator):
         key = jax.random.PRNGKey(int(rng.integers(2**31 - 1)))
         init = self._population_start(population, encoded, pairs, distances, rng)
 
-        data = {"X": design, "pairs": pairs, "pair_distances": distances, "y": target}
+        data = {
+            "X": design,
+            "pairs": pairs,
+            "pair_distances": distances,
+            "pair_weights": np.where(is_random, RANDOM_PAIR_WEIGHT, 1.0),
+            "y": target,
+        }
         settings = {
             "gamma": float(self.gamma),
             "prior_scale": float(self.prior_scale),

@@ -356,14 +356,21 @@ def build_neighbour_pairs(
     n_neighbors: int,
     n_random: int = 0,
     rng: np.random.Generator | None = None,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """Sparse graph of each sample's ``n_neighbors`` nearest samples.
 
     ``n_random`` further pairs per sample join it to random other samples:
     without them every pair would agree on a covariate that splits the
     samples into groups (a categorical one, say), and its weight could not be
-    learned. Returns an int array (n_pairs, 2) with ``i < j`` and no duplicate
-    pair; O(n_samples * (n_neighbors + n_random)) memory.
+    learned.
+
+    Returns
+    -------
+    pairs : int ndarray (n_pairs, 2)
+        ``i < j``, no duplicate pair; O(n_samples * (n_neighbors + n_random))
+        memory.
+    is_random : bool ndarray (n_pairs,)
+        Whether the pair is a random one (and not also a neighbour pair).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -371,12 +378,17 @@ def build_neighbour_pairs(
     n = space.shape[0]
     search = NearestNeighbors(n_neighbors=n_neighbors + 1, metric="manhattan").fit(space)
     _, index = search.kneighbors(space)
-    rows = np.repeat(np.arange(n), n_neighbors + 1)
-    cols = index.ravel()
-    if n_random > 0:
-        rng = np.random.default_rng(rng)
-        rows = np.concatenate([rows, np.repeat(np.arange(n), n_random)])
-        cols = np.concatenate([cols, rng.integers(0, n, n * n_random)])
+    neighbours = _unique_pairs(np.repeat(np.arange(n), n_neighbors + 1), index.ravel())
+    if n_random == 0:
+        return neighbours, np.zeros(len(neighbours), dtype=bool)
+    rng = np.random.default_rng(rng)
+    extra = _unique_pairs(np.repeat(np.arange(n), n_random), rng.integers(0, n, n * n_random))
+    extra = extra[~np.isin(extra[:, 0] * n + extra[:, 1], neighbours[:, 0] * n + neighbours[:, 1])]
+    is_random = np.r_[np.zeros(len(neighbours), dtype=bool), np.ones(len(extra), dtype=bool)]
+    return np.concatenate([neighbours, extra]), is_random
+
+
+def _unique_pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     keep = rows != cols
     pairs = np.stack([np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]], axis=1)
     return np.unique(pairs, axis=0)

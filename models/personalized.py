@@ -13,7 +13,7 @@ For samples :math:`i = 1..N` with predictors :math:`x_i \in \mathbb{R}^P`
     \theta_i &= \bar\theta + Q^\top Z_i, \\
     \log p \mathrel{+}= &\sum_i \log \psi_\tau(\theta_i - \bar\theta)
         \quad (\psi = \text{normal or laplace, scale } \tau), \\
-    \log p \mathrel{+}= &-\frac{\gamma}{2} \sum_{(i,j) \in E}
+    \log p \mathrel{+}= &-\frac{\gamma}{2} \sum_{(i,j) \in E} w_{ij}
         \Big(\rho_\phi(u_i, u_j) - \sqrt{\lVert Z_i - Z_j \rVert^2 + \epsilon^2}\Big)^2,
         \qquad \rho_\phi(u_i, u_j) = \textstyle\sum_l \phi_l\, d_{ij,l}, \\
     y_i &\sim \mathrm{family}(x_i^\top \theta_i)
@@ -79,7 +79,7 @@ def personalized_regression(
     offset: bool = True,
     likelihood_mask=None,
     likelihood_scale=1.0,
-    pair_scale=1.0,
+    pair_weights=None,
     epsilon: float = 1e-3,
 ):
     """Joint log-density of low-rank personalized regression.
@@ -119,8 +119,9 @@ def personalized_regression(
     likelihood_scale : float
         Power :math:`w` of the likelihood, :math:`p(y \\mid \theta)^w`
         (1 is the ordinary posterior; smaller values smooth more).
-    pair_scale : float
-        Multiplier of the potential (to rescale it when pairs are subsampled).
+    pair_weights : array (n_pairs,), optional
+        Weight :math:`w_{ij}` of each pair's term in the potential (default 1;
+        also the place to rescale the potential when pairs are subsampled).
     epsilon : float
         Smoothing of :math:`\\lVert Z_i - Z_j \\rVert` at zero.
     """
@@ -149,9 +150,10 @@ def personalized_regression(
     gap = embedding[pairs[:, 0]] - embedding[pairs[:, 1]]
     code_distance = jnp.sqrt(jnp.sum(gap**2, axis=-1) + epsilon**2)
     target = pair_distances @ weights
-    numpyro.factor(
-        "distance_matching", -0.5 * gamma * pair_scale * jnp.sum((target - code_distance) ** 2)
-    )
+    mismatch = (target - code_distance) ** 2
+    if pair_weights is not None:
+        mismatch = pair_weights * mismatch
+    numpyro.factor("distance_matching", -0.5 * gamma * jnp.sum(mismatch))
 
     if family == "gaussian" and noise_scale is None:
         noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))

@@ -103,9 +103,11 @@ def test_pair_distances_missing_rescaled():
 def test_neighbour_pairs_sparse_and_local(rng):
     u = np.sort(rng.uniform(size=200))[:, None]
     encoded = CovariateEncoder().fit(u, n_samples=200).transform(u)
-    pairs = build_neighbour_pairs(encoded, np.ones(1), 5)
+    pairs, is_random = build_neighbour_pairs(encoded, np.ones(1), 5)
     assert pairs.shape[0] <= 200 * 5 and np.all(pairs[:, 0] < pairs[:, 1])
+    assert not is_random.any()
     assert np.max(np.abs(pairs[:, 0] - pairs[:, 1])) <= 10  # sorted: neighbours are close
-    more = build_neighbour_pairs(encoded, np.ones(1), 5, n_random=3, rng=0)
+    more, is_random = build_neighbour_pairs(encoded, np.ones(1), 5, n_random=3, rng=0)
     assert pairs.shape[0] < more.shape[0] <= 200 * 8
     assert len(np.unique(more, axis=0)) == more.shape[0]
+    np.testing.assert_array_equal(more[~is_random], pairs)
