@@ -245,10 +245,9 @@ class _PersonalizedBase(BaseEstimator):
         )
         distances = pair_distances(encoded.take(pairs[:, 0]), encoded.take(pairs[:, 1]))
 
-        penalty = np.ones(design.shape[1])
-        if self.fit_intercept:
-            penalty[-1] = 0.0
-        population = fit_population_glm(design, target, family, penalty=penalty)
+        population = fit_population_glm(
+            design, target, family, penalty=self._population_penalty(design.shape[1])
+        )
         key = jax.random.PRNGKey(int(rng.integers(2**31 - 1)))
         init = self._population_start(population, encoded, pairs, distances, rng)
 
@@ -269,6 +268,13 @@ class _PersonalizedBase(BaseEstimator):
 
     def _prepare_target(self, y):
         return y
+
+    def _population_penalty(self, n_columns: int) -> np.ndarray:
+        """Ridge penalty of the population GLM: 1 per coefficient, none on the intercept."""
+        penalty = np.ones(n_columns)
+        if self.fit_intercept:
+            penalty[-1] = 0.0
+        return penalty
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         scaled = self.x_scaler_.transform(X)
@@ -328,7 +334,7 @@ class _PersonalizedBase(BaseEstimator):
             init["dictionary"][0] = population
         return init
 
-    def _run(self, key, data, settings, init, *, warn, mask=None):
+    def _run(self, key, data, settings, init, *, warn, mask=None, description="MAP (SVI)"):
         kwargs = dict(data, **settings, likelihood_mask=mask)
         return run_svi(
             key,
@@ -342,6 +348,7 @@ class _PersonalizedBase(BaseEstimator):
             max_steps=self.max_steps,
             tol=self.tol,
             progress_bar=self.progress_bar,
+            description=description,
             warn=warn,
         )
 
@@ -368,12 +375,19 @@ class _PersonalizedBase(BaseEstimator):
         n_samples = data["X"].shape[0]
         held_out = rng.random(n_samples) < self.validation_fraction
         if self.validation_fraction == 0 or held_out.sum() < 10 or (~held_out).sum() < 10:
+            self.validation_scores_ = None
             return candidates[len(candidates) // 2]
         X, y = data["X"], data["y"]
         scores = []
-        for candidate in candidates:
+        for number, candidate in enumerate(candidates, start=1):
             result = self._run(
-                key, data, dict(settings, **candidate), init, warn=False, mask=~held_out
+                key,
+                data,
+                dict(settings, **candidate),
+                init,
+                warn=False,
+                mask=~held_out,
+                description=f"choosing smoothing {number}/{len(candidates)}",
             )
             params = result.params
             shared = params["offset"] if self.offset else 0.0
@@ -385,9 +399,7 @@ class _PersonalizedBase(BaseEstimator):
             X[train],
             y[train],
             family,
-            penalty=np.r_[np.ones(X.shape[1] - 1), 0.0]
-            if self.fit_intercept
-            else np.ones(X.shape[1]),
+            penalty=self._population_penalty(X.shape[1]),
         )
         population_score = _predictive_loss(X[held_out] @ population_train, y[held_out], family)
         self.validation_scores_ = {

@@ -97,6 +97,7 @@ def run_svi(
     tol: float = 1e-4,
     patience: int = 2,
     progress_bar: bool = False,
+    description: str = "MAP (SVI)",
     warn: bool = True,
 ) -> SVIResult:
     """MAP of :func:`bayes_prsn.models.personalized_regression` through SVI.
@@ -121,7 +122,7 @@ def run_svi(
         Stop once the mean loss of a chunk changes by less than ``tol``
         (relative) for ``patience`` chunks in a row.
     progress_bar : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (labelled ``description``).
     warn : bool
         Warn (:class:`ConvergenceWarning`) when the step cap is hit.
 
@@ -149,7 +150,7 @@ def run_svi(
     if progress_bar:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_steps, desc="MAP (SVI)", unit="step")
+        bar = tqdm(total=max_steps, desc=description, unit="step")
     losses, previous, calm, converged = [], None, 0, False
     try:
         while len(losses) * chunk_size < max_steps:

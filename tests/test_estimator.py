@@ -226,3 +226,10 @@ def test_convergence_warning(small):
     with pytest.warns(ConvergenceWarning, match=r"step cap \(100 steps\)"):
         est.fit(small.X, small.y, covariates=small.covariates)
     assert not est.converged_
+
+
+def test_same_seed_same_result(fitted_toy, toy):
+    again = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    np.testing.assert_array_equal(again.coef_, fitted_toy.coef_)
+    other = PersonalizedRegression(random_state=1).fit(toy.X, toy.y, covariates=toy.covariates)
+    assert not np.array_equal(other.coef_, fitted_toy.coef_)
