@@ -33,7 +33,6 @@ __all__ = ["PersonalizedRegression", "PersonalizedClassifier", "NotFittedError"]
 
 #: Noise scales (in units of the standardised response) tried by ``noise_scale="auto"``.
 NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
-EMBEDDING_SCALE = 1.0
 #: Random (far) pairs per sample added to the neighbour graph.
 RANDOM_PAIRS = 5
 #: Weight of a random pair's term in the potential (neighbour pairs weigh 1).
@@ -262,7 +261,6 @@ class _PersonalizedBase(BaseEstimator):
             "gamma": float(self.gamma),
             "prior_scale": float(self.prior_scale),
             "covariate_weight_scale": float(self.covariate_weight_scale),
-            "embedding_scale": EMBEDDING_SCALE,
         }
         return _Problem(data, settings, init, population, key, rng, encoded)
 

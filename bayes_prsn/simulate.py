@@ -165,6 +165,32 @@ def make_low_rank(
     return SimulatedData(X, y, covariates, coef, intercept, "gaussian", "low_rank", info)
 
 
+def _low_rank_glm(
+    family,
+    name,
+    n_samples,
+    n_features,
+    n_informative,
+    n_noise_covariates,
+    rank,
+    scale,
+    random_state,
+    coef_factor=1.0,
+    intercept_factor=1.0,
+    intercept_shift=0.0,
+):
+    rng = _rng(random_state)
+    coef, intercept, covariates = _smooth_low_rank(
+        n_samples, n_features, n_informative, n_noise_covariates, rank, scale, rng
+    )
+    coef = coef_factor * coef
+    intercept = intercept_factor * intercept + intercept_shift
+    X = rng.standard_normal((n_samples, n_features))
+    y = _respond(np.sum(X * coef, axis=1) + intercept, family, 0.0, rng)
+    info = {"rank": rank, "informative": [f"u{j}" for j in range(n_informative)]}
+    return SimulatedData(X, y, covariates, coef, intercept, family, name, info)
+
+
 def make_logistic(
     n_samples: int = 2000,
     n_features: int = 5,
@@ -174,14 +200,17 @@ def make_logistic(
     random_state=None,
 ) -> SimulatedData:
     """Smooth low-rank heterogeneity with a Bernoulli response (logit link)."""
-    rng = _rng(random_state)
-    coef, intercept, covariates = _smooth_low_rank(
-        n_samples, n_features, n_informative, n_noise_covariates, rank, 1.5, rng
+    return _low_rank_glm(
+        "bernoulli",
+        "logistic",
+        n_samples,
+        n_features,
+        n_informative,
+        n_noise_covariates,
+        rank,
+        1.5,
+        random_state,
     )
-    X = rng.standard_normal((n_samples, n_features))
-    y = _respond(np.sum(X * coef, axis=1) + intercept, "bernoulli", 0.0, rng)
-    info = {"rank": rank, "informative": [f"u{j}" for j in range(n_informative)]}
-    return SimulatedData(X, y, covariates, coef, intercept, "bernoulli", "logistic", info)
 
 
 def make_poisson(
@@ -194,19 +223,23 @@ def make_poisson(
 ) -> SimulatedData:
     """Smooth low-rank heterogeneity with a Poisson response (log link).
 
-    Coefficients are scaled so that the expected counts stay moderate.
+    Coefficients are scaled so that the expected counts stay moderate
+    (log-rates mostly within 1 +- 1).
     """
-    rng = _rng(random_state)
-    coef, intercept, covariates = _smooth_low_rank(
-        n_samples, n_features, n_informative, n_noise_covariates, rank, 0.4, rng
+    return _low_rank_glm(
+        "poisson",
+        "poisson",
+        n_samples,
+        n_features,
+        n_informative,
+        n_noise_covariates,
+        rank,
+        0.4,
+        random_state,
+        coef_factor=0.5,
+        intercept_factor=0.3,
+        intercept_shift=1.0,
     )
-    coef = 0.5 * coef
-    intercept = intercept * 0.3 + 1.0
-    X = rng.standard_normal((n_samples, n_features))
-    eta = np.clip(np.sum(X * coef, axis=1) + intercept, -10.0, 6.0)
-    y = _respond(eta, "poisson", 0.0, rng)
-    info = {"rank": rank, "informative": [f"u{j}" for j in range(n_informative)]}
-    return SimulatedData(X, y, covariates, coef, intercept, "poisson", "poisson", info)
 
 
 def make_clustered(
