@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from .models import FAMILIES, PRIORS
 from .population import fit_population_glm, mean_function
-from .predict import PREDICT_METHODS, predict_embedding, predict_neighbors
+from .predict import PREDICT_METHODS, neighbour_search, predict_embedding, predict_neighbors
 from .preprocessing import (
     CovariateEncoder,
     Standardizer,
@@ -200,6 +200,7 @@ class _PersonalizedBase(BaseEstimator):
         self.covariate_names_used_ = self.encoder_.feature_names
         self._train_encoded = encoded
         self._theta_internal = theta
+        self._search = None
         return self
 
     def _setup(self, X, y, covariates) -> _Problem:
@@ -422,28 +423,35 @@ class _PersonalizedBase(BaseEstimator):
     def _predict_theta(self, covariates):
         self._check_fitted()
         encoded = self.encoder_.transform(covariates)
+        search = self._neighbour_search()
         if self.predict_method == "neighbors":
             theta = predict_neighbors(
-                encoded,
-                self._train_encoded,
-                self._theta_internal,
-                self.covariate_weights_,
-                self.n_neighbors,
+                encoded, search, self._theta_internal, self.covariate_weights_
             )
         else:
             theta = predict_embedding(
                 encoded,
+                search,
                 self._train_encoded,
                 self.embedding_,
                 self._dictionary_internal,
                 self._offset_internal,
                 self.covariate_weights_,
-                self.n_neighbors,
                 gamma=float(self.gamma),
                 prior=self.prior,
                 prior_scale=float(self.prior_scale),
             )
         return self._to_original_units(theta)
+
+    def _neighbour_search(self):
+        """The training samples' search tree, built once per fit (and n_neighbors)."""
+        cached = self.__dict__.get("_search")
+        if cached is None or cached[0] != self.n_neighbors:
+            search = neighbour_search(
+                self._train_encoded, self.covariate_weights_, self.n_neighbors
+            )
+            self._search = cached = (self.n_neighbors, search)
+        return cached[1]
 
     def _linear_predictor(self, X, covariates) -> np.ndarray:
         self._check_fitted()

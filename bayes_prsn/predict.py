@@ -24,40 +24,43 @@ import numpy as np
 
 from .preprocessing import EncodedCovariates, neighbour_space, pair_distances
 
-__all__ = ["PREDICT_METHODS", "predict_neighbors", "predict_embedding", "nearest_training"]
+__all__ = [
+    "PREDICT_METHODS",
+    "neighbour_search",
+    "nearest_training",
+    "predict_neighbors",
+    "predict_embedding",
+]
 
 PREDICT_METHODS = ("neighbors", "embedding")
 
 
-def nearest_training(
-    new: EncodedCovariates, train: EncodedCovariates, weights: np.ndarray, n_neighbors: int
-):
-    """Indices (n_new, k) of the nearest training samples and their rho distances."""
+def neighbour_search(train: EncodedCovariates, weights: np.ndarray, n_neighbors: int):
+    """Tree search over the training samples under the phi-weighted metric."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(n_neighbors, train.n_samples)
-    search = NearestNeighbors(n_neighbors=k, metric="manhattan")
-    search.fit(neighbour_space(train, weights))
-    _, index = search.kneighbors(neighbour_space(new, weights))
-    repeated = new.take(np.repeat(np.arange(new.n_samples), k))
-    rho = pair_distances(repeated, train.take(index.ravel())) @ weights
-    return index, rho.reshape(index.shape)
+    return NearestNeighbors(n_neighbors=k, metric="manhattan").fit(neighbour_space(train, weights))
 
 
-def predict_neighbors(new, train, theta_train, weights, n_neighbors) -> np.ndarray:
+def nearest_training(new: EncodedCovariates, search, weights: np.ndarray) -> np.ndarray:
+    """Indices (n_new, k) of the nearest training samples of each new sample."""
+    return search.kneighbors(neighbour_space(new, weights), return_distance=False)
+
+
+def predict_neighbors(new, search, theta_train, weights) -> np.ndarray:
     """Mean of the nearest training samples' (internal) coefficients."""
-    index, _ = nearest_training(new, train, weights, n_neighbors)
-    return theta_train[index].mean(axis=1)
+    return theta_train[nearest_training(new, search, weights)].mean(axis=1)
 
 
 def predict_embedding(
     new,
+    search,
     train,
     embedding,
     dictionary,
     offset,
     weights,
-    n_neighbors,
     *,
     gamma: float,
     prior: str,
@@ -69,7 +72,9 @@ def predict_embedding(
     """Conditional MAP of new codes under the distance-matching potential."""
     import jax.numpy as jnp
 
-    index, rho = nearest_training(new, train, weights, n_neighbors)
+    index = nearest_training(new, search, weights)
+    repeated = new.take(np.repeat(np.arange(new.n_samples), index.shape[1]))
+    rho = (pair_distances(repeated, train.take(index.ravel())) @ weights).reshape(index.shape)
     neighbours = embedding[index]  # (n_new, k, rank)
     start = neighbours.mean(axis=1)
     solve = _solver(prior, n_steps, float(step_size), float(epsilon))
