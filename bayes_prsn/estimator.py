@@ -187,7 +187,6 @@ class _PersonalizedBase(BaseEstimator):
         self.coef_, self.intercept_ = self._to_original_units(theta)
         pop_coef, pop_intercept = self._to_original_units(population[None, :])
         self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_intercept[0])
-        self._population_internal = population
         self.dictionary_ = self._dictionary_internal[:, : self.n_features_in_] * (
             self.y_scaler_.scale[0] / self.x_scaler_.scale
         )
@@ -542,7 +541,11 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
     dictionary_ : ndarray (rank, n_features)
         Dictionary :math:`Q` in original units (without the intercept column).
     noise_scale_ : float or None
-        Gaussian noise scale in units of ``y``.
+        Gaussian noise scale in units of ``y`` (chosen on held-out samples; it
+        sets the amount of smoothing and is not an estimate of the noise).
+    likelihood_scale_ : float
+        Power of the likelihood chosen on held-out samples (bernoulli and
+        poisson; 1 for gaussian).
     loss_history_ : ndarray
         Loss after every SVI step of the final fit.
     converged_ : bool
