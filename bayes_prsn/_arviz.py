@@ -1,0 +1,89 @@
+"""Every difference between the ArviZ lines lives here.
+
+Python 3.11 resolves ArviZ 0.23 (``InferenceData``); Python 3.12 and later
+resolve ArviZ 1.x (``xarray.DataTree``, a new ``from_dict`` signature,
+diagnostics from ``arviz_stats`` taking ``chain_axis``/``draw_axis``). The
+rest of the package calls these functions only. ArviZ is imported lazily (it
+takes seconds) and its 0.x deprecation banner is silenced.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+
+__all__ = ["arviz", "is_arviz_1", "from_dict", "group", "group_names", "rhat", "ess"]
+
+
+@functools.cache
+def arviz():
+    """The ``arviz`` module (imported on first use)."""
+    with warnings.catch_warnings():
+        # ArviZ 0.2x prints a FutureWarning about its refactor at import.
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    return az
+
+
+def is_arviz_1() -> bool:
+    """Whether the installed ArviZ is 1.x or later (DataTree based)."""
+    return int(arviz().__version__.split(".")[0]) >= 1
+
+
+def from_dict(groups: dict, *, coords: dict, dims: dict, attrs: dict | None = None):
+    """Build ArviZ data from ``{group: {variable: array}}``.
+
+    Returns ``arviz.InferenceData`` on ArviZ 0.x and ``xarray.DataTree`` on 1.x.
+    """
+    az = arviz()
+    groups = {name: values for name, values in groups.items() if values}
+    if is_arviz_1():
+        return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return az.from_dict(**groups, coords=coords, dims=dims, attrs=attrs)
+
+
+def group_names(data) -> list[str]:
+    """Names of the groups held by ArviZ data."""
+    if is_arviz_1():
+        return [name for name in data.children]
+    return list(data.groups())
+
+
+def group(data, name: str):
+    """One group of ArviZ data as an ``xarray.Dataset``."""
+    if name not in group_names(data):
+        raise KeyError(f"the ArviZ data has no {name!r} group.")
+    if is_arviz_1():
+        return data[name].to_dataset()
+    return getattr(data, name)
+
+
+def _as_chain_draw(array) -> np.ndarray:
+    array = np.asarray(array, dtype=float)
+    if array.ndim < 2:
+        raise ValueError("draws must have shape (chain, draw, ...).")
+    return array
+
+
+def rhat(array) -> np.ndarray:
+    """Rank-normalised split R-hat of draws shaped (chain, draw, ...)."""
+    array = _as_chain_draw(array)
+    az = arviz()
+    if is_arviz_1():
+        return np.asarray(az.rhat(array, chain_axis=0, draw_axis=1, method="rank"))
+    dataset = az.convert_to_dataset({"x": array})
+    return np.asarray(az.rhat(dataset, method="rank")["x"].values)
+
+
+def ess(array, method: str = "bulk") -> np.ndarray:
+    """Effective sample size (``"bulk"`` or ``"tail"``) of draws shaped (chain, draw, ...)."""
+    array = _as_chain_draw(array)
+    az = arviz()
+    if is_arviz_1():
+        return np.asarray(az.ess(array, chain_axis=0, draw_axis=1, method=method))
+    dataset = az.convert_to_dataset({"x": array})
+    return np.asarray(az.ess(dataset, method=method)["x"].values)
