@@ -10,9 +10,11 @@ reported in the user's original units.
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from .models import FAMILIES, PRIORS
@@ -27,7 +29,7 @@ from .preprocessing import (
     neighbour_space,
     pair_distances,
 )
-from .svi import run_svi
+from .svi import ConvergenceWarning, run_svi
 
 __all__ = ["PersonalizedRegression", "PersonalizedClassifier", "NotFittedError"]
 
@@ -37,6 +39,10 @@ NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
 RANDOM_PAIRS = 5
 #: Weight of a random pair's term in the potential (neighbour pairs weigh 1).
 RANDOM_PAIR_WEIGHT = 0.02
+#: NUTS is reported as not converged above this split R-hat on any coefficient ...
+RHAT_LIMIT = 1.01
+#: ... or below this bulk or tail ESS per chain, or after any divergence.
+ESS_PER_CHAIN = 100
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
 
@@ -49,6 +55,10 @@ class _Problem(NamedTuple):
     key: object
     rng: np.random.Generator
     encoded: object
+    X: np.ndarray
+    y: np.ndarray
+    sample_index: list
+    covariates_frame: object
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -165,7 +175,8 @@ class _PersonalizedBase(BaseEstimator):
         self
         """
         # A failed refit must not leave the attributes of an earlier fit behind.
-        self.__dict__.pop("coef_", None)
+        for name in ("coef_", "idata_", "posterior_diagnostics_", "_posterior_embedding"):
+            self.__dict__.pop(name, None)
         problem = self._setup(X, y, covariates)
         data, settings, init = problem.data, problem.settings, problem.init
         population, key, rng = problem.population, problem.key, problem.rng
@@ -200,6 +211,12 @@ class _PersonalizedBase(BaseEstimator):
         self._train_encoded = encoded
         self._theta_internal = theta
         self._search = None
+        # Kept for sample_posterior: the data and settings of the MAP target.
+        self._train_data = data
+        self._fit_settings = settings
+        self._train_X, self._train_y = problem.X, problem.y
+        self._sample_index = problem.sample_index
+        self._covariates_frame = problem.covariates_frame
         return self
 
     def _setup(self, X, y, covariates) -> _Problem:
@@ -211,6 +228,7 @@ class _PersonalizedBase(BaseEstimator):
         import jax
 
         family = self._check_settings()
+        X_in, y_in = X, y
         y = self._prepare_target(y)
         y = check_response(y, family)
         X, feature_names = check_array(X, "X", n_samples=y.shape[0])
@@ -262,7 +280,20 @@ class _PersonalizedBase(BaseEstimator):
             "prior_scale": float(self.prior_scale),
             "covariate_weight_scale": float(self.covariate_weight_scale),
         }
-        return _Problem(data, settings, init, population, key, rng, encoded)
+        frame = covariates if isinstance(covariates, pd.DataFrame) else pd.DataFrame(covariates)
+        return _Problem(
+            data,
+            settings,
+            init,
+            population,
+            key,
+            rng,
+            encoded,
+            X,
+            y,
+            _sample_index(n_samples, X_in, covariates, y_in),
+            frame.reset_index(drop=True),
+        )
 
     def _prepare_target(self, y):
         return y
@@ -400,15 +431,407 @@ class _PersonalizedBase(BaseEstimator):
             penalty=self._population_penalty(X.shape[1]),
         )
         population_score = _predictive_loss(X[held_out] @ population_train, y[held_out], family)
+        best = int(np.argmin(scores))
+        if scores[best] >= population_score:
+            best = len(candidates) - 1
         self.validation_scores_ = {
             "candidates": candidates,
             "scores": scores,
             "population": population_score,
+            "chosen": best,
         }
-        best = int(np.argmin(scores))
-        if scores[best] >= population_score:
-            best = len(candidates) - 1
         return candidates[best]
+
+    # --------------------------------------------------------------- posterior
+    def sample_posterior(
+        self,
+        method: str = "nuts",
+        *,
+        num_warmup: int = 1000,
+        num_samples: int = 1000,
+        num_chains: int = 4,
+        random_state: int | None = None,
+        progress_bar: bool | None = None,
+        **options,
+    ):
+        r"""Draw from the posterior of every sample's model; sets and returns ``idata_``.
+
+        The sampled target is the joint density of the fitted model with the
+        dictionary :math:`Q` and the shared offset :math:`\bar\theta` held at
+        their MAP values, so the draws are of the codes :math:`Z` (hence of
+        every :math:`\theta_i = \bar\theta + Q^\top Z_i`) and of the covariate
+        weights :math:`\phi`. Holding :math:`Q` fixes the rotation
+        :math:`(Z, Q) \to (ZR, R^{-1}Q)` that leaves :math:`\theta` unchanged and
+        stops a sampler over both from mixing. The likelihood enters at its
+        actual noise level: for the gaussian family :math:`\sigma` is the
+        held-out root mean squared error of the chosen smoothing (or the
+        given ``noise_scale``), and :math:`\gamma` is scaled so that the
+        smoothing chosen at ``fit``, :math:`\gamma\sigma^2`, is kept (for
+        bernoulli and poisson the chosen likelihood power :math:`w` becomes
+        :math:`\gamma / w` with power 1). The posterior is therefore centred on
+        the MAP fit, with a width set by the noise.
+
+        Parameters
+        ----------
+        method : {"nuts", "laplace", "vi"}, default "nuts"
+            ``"nuts"``: NUTS, every chain started at (or near) the MAP; diagonal
+            mass for the codes and dense for :math:`\phi`. ``"laplace"``: a
+            Gaussian at the posterior mode with the inverse Hessian as
+            covariance (dense: up to about 6000 unknowns). ``"vi"``: a
+            low-rank-plus-diagonal Gaussian fitted by SVI (large N).
+        num_warmup : int, default 1000
+            Warm-up iterations per chain (NUTS only).
+        num_samples : int, default 1000
+            Draws per chain (NUTS) or in total (``"laplace"``, ``"vi"``).
+        num_chains : int, default 4
+            Chains (NUTS only). They run in parallel when JAX has a device per
+            chain (``numpyro.set_host_device_count(4)`` before JAX starts) and
+            one after another otherwise.
+        random_state : int or None
+            Seed of the sampler; ``None`` derives one from the estimator's.
+        progress_bar : bool or None
+            Show progress; ``None`` follows the estimator's ``progress_bar``.
+        **options
+            Passed to the back-end (:func:`bayes_prsn.posterior.run_nuts`,
+            ``run_laplace`` or ``run_vi``), e.g. ``target_accept_prob``,
+            ``chain_method``, ``num_steps``, ``guide_rank``.
+
+        Returns
+        -------
+        ArviZ ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (ArviZ 1.x).
+        Groups: ``posterior`` (``coef`` with dims (chain, draw, obs_id,
+        feature), ``intercept`` (chain, draw, obs_id), ``covariate_weights``),
+        ``log_likelihood`` (``y`` only, so ``az.loo`` works),
+        ``posterior_predictive``, ``observed_data``, ``constant_data`` (``X``
+        and the quantities held fixed: ``dictionary``, ``offset_coef``,
+        ``offset_intercept``, ``noise_scale``, ``gamma``) and, for NUTS,
+        ``sample_stats``.
+
+        Warns
+        -----
+        ConvergenceWarning
+            For NUTS, when any coefficient has split R-hat above 1.01, bulk
+            or tail ESS below 100 per chain, or when a transition diverged;
+            the numbers are in the message and in ``posterior_diagnostics_``.
+        """
+        import jax
+
+        from .inference_data import to_inference_data
+        from .posterior import METHODS, run_laplace, run_nuts, run_vi
+
+        self._check_fitted()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+        for name, value in (("num_samples", num_samples), ("num_warmup", num_warmup)):
+            _check_positive(value, name, integer=True)
+        _check_positive(num_chains, "num_chains", integer=True)
+        if progress_bar is None:
+            progress_bar = bool(self.progress_bar)
+        if random_state is None:
+            random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
+        key = jax.random.PRNGKey(int(random_state))
+        model_kwargs, noise_scale, gamma = self._posterior_target()
+        fixed = {"dictionary": self._dictionary_internal}
+        if self.offset:
+            fixed["offset"] = self._offset_internal
+        init = {"embedding": self.embedding_, "covariate_weights": self.covariate_weights_}
+        static = {
+            "family": self.family_,
+            "rank": self.rank,
+            "prior": self.prior,
+            "offset": self.offset,
+            "progress_bar": progress_bar,
+        }
+        if method == "nuts":
+            draws = run_nuts(
+                key,
+                model_kwargs,
+                init,
+                fixed,
+                num_warmup=num_warmup,
+                num_samples=num_samples,
+                num_chains=num_chains,
+                **static,
+                **options,
+            )
+        else:
+            backend = run_laplace if method == "laplace" else run_vi
+            draws = backend(
+                key, model_kwargs, init, fixed, num_samples=num_samples, **static, **options
+            )
+
+        offset_coef, offset_intercept = self._to_original_units(self._offset_internal[None])
+        noise_original = None if noise_scale is None else noise_scale * self.y_scaler_.scale[0]
+        constant = {
+            "dictionary": (self.dictionary_, ("code", "feature")),
+            "offset_coef": (offset_coef[0], ("feature",)),
+            "offset_intercept": (offset_intercept[0], ()),
+            "gamma": (gamma, ()),
+        }
+        if noise_original is not None:
+            constant["noise_scale"] = (noise_original, ())
+        from . import __version__
+
+        idata = to_inference_data(
+            draws,
+            dictionary=self._dictionary_internal,
+            offset=self._offset_internal,
+            to_original_units=self._to_original_units,
+            X=self._train_X,
+            y=self._train_y,
+            family=self.family_,
+            noise_scale=noise_original,
+            sample_index=self._sample_index,
+            feature_names=self._feature_labels(),
+            covariate_names=self.covariate_names_used_,
+            fit_intercept=self.fit_intercept,
+            constant=constant,
+            seed=int(random_state) + 1,
+            attrs={
+                "inference_library": "bayes_prsn",
+                "inference_library_version": __version__,
+                "method": method,
+                "conditioned_on": "dictionary, offset (MAP); noise_scale and gamma fixed",
+                "sampling_time": draws.seconds,
+            },
+        )
+        self.idata_ = idata
+        self._posterior_embedding = np.asarray(draws.samples["embedding"], dtype=np.float32)
+        self.posterior_method_ = method
+        self.posterior_noise_scale_ = noise_original
+        self.posterior_gamma_ = gamma
+        self.posterior_diagnostics_ = self._diagnose(draws)
+        return idata
+
+    def _posterior_target(self):
+        """Model arguments of the sampled target, its gaussian noise scale and gamma."""
+        settings = dict(self._fit_settings)
+        gamma = float(settings["gamma"])
+        noise_scale = None
+        if self.family_ == "gaussian":
+            chosen = float(settings["noise_scale"])
+            noise_scale = chosen
+            scores = getattr(self, "validation_scores_", None)
+            if self.noise_scale == "auto" and scores is not None:
+                noise_scale = float(np.sqrt(scores["scores"][scores["chosen"]]))
+            gamma = gamma * (chosen / noise_scale) ** 2
+        else:
+            gamma = gamma / float(settings.get("likelihood_scale", 1.0))
+        settings.update(gamma=gamma, noise_scale=noise_scale, likelihood_scale=1.0)
+        kwargs = dict(self._train_data, **settings)
+        return kwargs, noise_scale, gamma
+
+    def _diagnose(self, draws) -> dict:
+        """R-hat, ESS and divergences of the coefficients; warns when NUTS did not converge."""
+        from . import _arviz, diagnostics
+
+        posterior = _arviz.group(self.idata_, "posterior")
+        diagnostics_ = {"method": draws.method, "seconds": float(draws.seconds)}
+        n_chains, n_draws = int(posterior.sizes["chain"]), int(posterior.sizes["draw"])
+        diagnostics_["num_draws"] = n_chains * n_draws
+        if draws.method != "nuts" or n_draws < 4:
+            # The approximations give independent draws: nothing to diagnose.
+            return diagnostics_
+        arrays = [posterior["coef"].values.reshape(n_chains, n_draws, -1)]
+        if "intercept" in posterior:
+            arrays.append(posterior["intercept"].values)
+        theta = np.concatenate(arrays, axis=-1)
+        divergences = int(np.sum(draws.sample_stats["diverging"]))
+        diagnostics_.update(
+            max_rhat=float(np.nanmax(diagnostics.rhat(theta))) if n_chains > 1 else float("nan"),
+            min_ess_bulk=float(np.nanmin(diagnostics.ess_bulk(theta))),
+            min_ess_tail=float(np.nanmin(diagnostics.ess_tail(theta))),
+            divergences=divergences,
+        )
+        problems = []
+        if n_chains > 1 and diagnostics_["max_rhat"] > RHAT_LIMIT:
+            problems.append(f"max split R-hat {diagnostics_['max_rhat']:.3f} > {RHAT_LIMIT}")
+        ess_limit = ESS_PER_CHAIN * n_chains
+        low = min(diagnostics_["min_ess_bulk"], diagnostics_["min_ess_tail"])
+        if low < ess_limit:
+            problems.append(f"min ESS {low:.0f} < {ess_limit}")
+        if divergences:
+            problems.append(f"{divergences} divergent transitions")
+        diagnostics_["converged"] = not problems
+        if problems:
+            warnings.warn(
+                "NUTS did not converge on the per-sample coefficients: "
+                + "; ".join(problems)
+                + ". Draw more (num_warmup, num_samples), raise target_accept_prob, or check "
+                "posterior_diagnostics_.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return diagnostics_
+
+    def _check_posterior(self) -> None:
+        self._check_fitted()
+        if "idata_" not in self.__dict__:
+            raise NotFittedError(
+                "no posterior yet: call sample_posterior() after fit() before asking for intervals."
+            )
+
+    def _feature_labels(self) -> list:
+        if self.feature_names_ is not None:
+            return list(self.feature_names_)
+        return [f"x{j}" for j in range(self.n_features_in_)]
+
+    def coef_interval(self, prob: float = 0.9, kind: str = "hdi"):
+        """Credible interval of every sample's coefficients.
+
+        Parameters
+        ----------
+        prob : float, default 0.9
+            Posterior probability inside the interval.
+        kind : {"hdi", "eti"}, default "hdi"
+            Highest-density or equal-tailed interval.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n_samples, n_features)
+        """
+        from . import _arviz
+        from .inference_data import interval
+
+        self._check_posterior()
+        coef = _arviz.group(self.idata_, "posterior")["coef"].values
+        return interval(coef.reshape(-1, *coef.shape[2:]), prob, kind)
+
+    def intercept_interval(self, prob: float = 0.9, kind: str = "hdi"):
+        """Credible interval of every sample's intercept; each bound has shape (n_samples,)."""
+        from . import _arviz
+        from .inference_data import interval
+
+        self._check_posterior()
+        if not self.fit_intercept:
+            raise ValueError("the model has no intercept (fit_intercept=False).")
+        draws = _arviz.group(self.idata_, "posterior")["intercept"].values
+        return interval(draws.reshape(-1, draws.shape[-1]), prob, kind)
+
+    def summary(self, var_names=None, samples=None, prob: float = 0.9, kind: str = "hdi"):
+        """ArviZ-style table of posterior summaries.
+
+        Parameters
+        ----------
+        var_names : list of str, optional
+            Variables of the posterior group (default: all of ``coef``,
+            ``intercept``, ``covariate_weights``).
+        samples : list, optional
+            Labels (``obs_id`` coordinates, i.e. the index of the training
+            data) of the samples to include; default all.
+        prob, kind
+            Interval as in :meth:`coef_interval`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per scalar, named like ``coef[obs_id, feature]``, with
+            columns ``mean``, ``sd``, the interval bounds (``hdi_5%``,
+            ``hdi_95%`` at ``prob=0.9``), ``ess_bulk``, ``ess_tail`` and
+            ``r_hat`` (rank-normalised split R-hat, as in ArviZ; NaN for one
+            chain, and ESS and R-hat are NaN for ``"laplace"`` and ``"vi"``,
+            whose draws are independent).
+        """
+        from . import _arviz, diagnostics
+        from .inference_data import SAMPLE_DIM, check_prob, interval
+
+        self._check_posterior()
+        prob = check_prob(prob)
+        posterior = _arviz.group(self.idata_, "posterior")
+        available = list(posterior.data_vars)
+        if var_names is None:
+            var_names = available
+        elif isinstance(var_names, str):
+            var_names = [var_names]
+        unknown = [name for name in var_names if name not in available]
+        if unknown:
+            raise ValueError(
+                f"var_names {unknown} are not in the posterior; choose from {available}."
+            )
+        if samples is not None:
+            labels = list(posterior[SAMPLE_DIM].values)
+            missing = [s for s in samples if s not in labels]
+            if missing:
+                raise ValueError(
+                    f"samples {missing[:5]} are not sample labels; use labels of the "
+                    "training data's index (obs_id)."
+                )
+            posterior = posterior.sel({SAMPLE_DIM: list(samples)})
+        percent = f"{100 * (1 - prob) / 2:g}%", f"{100 * (1 + prob) / 2:g}%"
+        frames = []
+        n_chains = int(posterior.sizes["chain"])
+        mcmc = self.posterior_method_ == "nuts" and int(posterior.sizes["draw"]) >= 4
+        for name in var_names:
+            array = posterior[name]
+            extra_dims = array.dims[2:]
+            values = array.values.reshape(*array.shape[:2], -1)
+            flat = values.reshape(-1, values.shape[-1])
+            lower, upper = interval(flat, prob, kind)
+            if extra_dims:
+                grids = np.meshgrid(*[array[d].values for d in extra_dims], indexing="ij")
+                labels = [
+                    f"{name}[{', '.join(str(g.ravel()[i]) for g in grids)}]"
+                    for i in range(values.shape[-1])
+                ]
+            else:
+                labels = [name]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "mean": flat.mean(axis=0),
+                        "sd": flat.std(axis=0, ddof=1),
+                        f"{kind}_{percent[0]}": lower,
+                        f"{kind}_{percent[1]}": upper,
+                        "ess_bulk": diagnostics.ess_bulk(values) if mcmc else np.nan,
+                        "ess_tail": diagnostics.ess_tail(values) if mcmc else np.nan,
+                        "r_hat": diagnostics.rhat(values) if mcmc and n_chains > 1 else np.nan,
+                    },
+                    index=labels,
+                )
+            )
+        return pd.concat(frames)
+
+    def _predictive_draws(self, X, covariates, *, noise: bool, seed) -> np.ndarray:
+        """Posterior draws (draws, n_new) of new samples' mean response (or response).
+
+        In each draw a new sample's coefficients are the mean of its nearest
+        training samples' coefficients in that draw (the posterior
+        counterpart of the ``"neighbors"`` rule); ``noise`` adds the
+        observation noise. Rows are processed in blocks so that the
+        neighbours' code draws never exceed about 32 MB.
+        """
+        from .inference_data import replicate
+        from .predict import nearest_training
+
+        self._check_posterior()
+        X, _ = check_array(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
+            )
+        encoded = self.encoder_.transform(covariates)
+        if encoded.n_samples != X.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but covariates has {encoded.n_samples}; they must match."
+            )
+        neighbours = nearest_training(encoded, self._neighbour_search(), self.covariate_weights_)
+        codes = self._posterior_embedding.reshape(-1, *self._posterior_embedding.shape[2:])
+        n_draws, n_new = codes.shape[0], X.shape[0]
+        block = max(1, int(8e6 // (n_draws * neighbours.shape[1] * codes.shape[2])))
+        eta = np.empty((n_draws, n_new))
+        for start in range(0, n_new, block):
+            rows = slice(start, start + block)
+            theta = self._offset_internal + (
+                codes[:, neighbours[rows]].mean(axis=2) @ self._dictionary_internal
+            )
+            coef, intercept = self._to_original_units(theta.reshape(-1, theta.shape[-1]))
+            coef = coef.reshape(*theta.shape[:2], -1)
+            eta[:, rows] = np.sum(X[rows] * coef, axis=-1) + intercept.reshape(theta.shape[:2])
+        if not noise:
+            return mean_function(eta, self.family_)
+        return replicate(
+            eta, self.family_, self.posterior_noise_scale_, np.random.default_rng(seed)
+        )
 
     # ----------------------------------------------------------------- predict
     def predict_coef(self, covariates) -> np.ndarray:
@@ -465,6 +888,15 @@ class _PersonalizedBase(BaseEstimator):
                 f"X has {X.shape[0]} rows but covariates has {coef.shape[0]}; they must match."
             )
         return np.sum(X * coef, axis=1) + intercept
+
+
+def _sample_index(n_samples: int, *candidates) -> list:
+    """Labels of the samples: the index of the first pandas input, else 0..n-1."""
+    for candidate in candidates:
+        index = getattr(candidate, "index", None)
+        if isinstance(index, pd.Index) and len(index) == n_samples:
+            return [item.item() if isinstance(item, np.generic) else item for item in index]
+    return list(range(n_samples))
 
 
 def _predictive_loss(eta: np.ndarray, y: np.ndarray, family: str) -> float:
@@ -552,9 +984,46 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Whether the stopping rule was met.
     """
 
-    def predict(self, X, covariates=None) -> np.ndarray:
-        """Mean response of new samples, shape (n_samples,)."""
-        return mean_function(self._linear_predictor(X, covariates), self.family_)
+    def predict(
+        self,
+        X,
+        covariates=None,
+        *,
+        return_interval: bool = False,
+        prob: float = 0.9,
+        random_state: int | None = 0,
+    ):
+        """Mean response of new samples, shape (n_samples,).
+
+        Parameters
+        ----------
+        X, covariates
+            Predictors and covariates of the new samples.
+        return_interval : bool, default False
+            Also return a posterior predictive interval for the response (needs
+            :meth:`sample_posterior` first). It holds the uncertainty of the
+            neighbours' coefficients and, for the gaussian family, the noise.
+        prob : float, default 0.9
+            Probability inside the predictive interval (equal-tailed).
+        random_state : int or None, default 0
+            Seed of the predictive draws.
+
+        Returns
+        -------
+        mean : ndarray (n_samples,)
+            The MAP prediction (as without ``return_interval``).
+        lower, upper : ndarray (n_samples,)
+            Only with ``return_interval=True``.
+        """
+        mean = mean_function(self._linear_predictor(X, covariates), self.family_)
+        if not return_interval:
+            return mean
+        from .inference_data import check_prob
+
+        prob = check_prob(prob)
+        draws = self._predictive_draws(X, covariates, noise=True, seed=random_state)
+        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return mean, lower, upper
 
     def score(self, X, y, covariates=None, sample_weight=None) -> float:
         """:math:`R^2` of :meth:`predict` on new samples."""
@@ -615,10 +1084,25 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         self.classes_ = np.array([0, 1])
         return y
 
-    def predict_proba(self, X, covariates=None) -> np.ndarray:
-        """Class probabilities of new samples, shape (n_samples, 2)."""
+    def predict_proba(
+        self, X, covariates=None, *, return_interval: bool = False, prob: float = 0.9
+    ):
+        """Class probabilities of new samples, shape (n_samples, 2).
+
+        With ``return_interval=True`` (after :meth:`sample_posterior`) also
+        returns the lower and upper bounds (n_samples,) of an equal-tailed
+        credible interval for the probability of class 1.
+        """
         p1 = mean_function(self._linear_predictor(X, covariates), "bernoulli")
-        return np.column_stack([1.0 - p1, p1])
+        proba = np.column_stack([1.0 - p1, p1])
+        if not return_interval:
+            return proba
+        from .inference_data import check_prob
+
+        prob = check_prob(prob)
+        draws = self._predictive_draws(X, covariates, noise=False, seed=None)
+        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return proba, lower, upper
 
     def predict(self, X, covariates=None) -> np.ndarray:
         """Predicted labels (0 or 1) of new samples."""

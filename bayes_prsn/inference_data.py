@@ -1,0 +1,194 @@
+"""ArviZ data from posterior draws, and the interval and summary helpers that read it.
+
+:func:`to_inference_data` is the one function that builds ArviZ data; the
+estimator, the summaries and the plots read what it builds. Per-sample
+coefficients are computed from the code draws :math:`Z` and the fixed
+dictionary in chunks of draws, so no intermediate larger than the final
+``coef`` array is held.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _arviz
+from .population import mean_function
+
+__all__ = [
+    "SAMPLE_DIM",
+    "FEATURE_DIM",
+    "COVARIATE_DIM",
+    "INTERVAL_KINDS",
+    "to_inference_data",
+    "interval",
+    "check_prob",
+]
+
+#: Dimension of per-sample quantities ("sample" would collide with ArviZ's draw dimension).
+SAMPLE_DIM = "obs_id"
+FEATURE_DIM = "feature"
+COVARIATE_DIM = "covariate"
+INTERVAL_KINDS = ("hdi", "eti")
+
+#: Draws converted per chunk.
+_CHUNK = 256
+
+
+def check_prob(prob) -> float:
+    if isinstance(prob, bool) or not isinstance(prob, int | float | np.floating):
+        raise ValueError(f"prob must be a number in (0, 1); got {prob!r}.")
+    if not 0.0 < float(prob) < 1.0:
+        raise ValueError(f"prob must be in (0, 1) (e.g. 0.9 for 90% intervals); got {prob!r}.")
+    return float(prob)
+
+
+def interval(draws: np.ndarray, prob: float, kind: str = "hdi") -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of a credible interval over the first axis of ``draws``.
+
+    ``kind="hdi"`` gives the highest-density interval (the shortest interval
+    holding ``prob`` of the draws), ``"eti"`` the equal-tailed one.
+    """
+    prob = check_prob(prob)
+    if kind not in INTERVAL_KINDS:
+        raise ValueError(f"kind must be one of {INTERVAL_KINDS}; got {kind!r}.")
+    draws = np.asarray(draws)
+    if kind == "eti":
+        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return lower, upper
+    n = draws.shape[0]
+    inside = min(max(int(np.floor(prob * n)), 1), n - 1)
+    ordered = np.sort(draws, axis=0)
+    widths = ordered[inside:] - ordered[: n - inside]
+    start = np.argmin(widths, axis=0)[None]
+    lower = np.take_along_axis(ordered, start, axis=0)[0]
+    upper = np.take_along_axis(ordered, start + inside, axis=0)[0]
+    return lower, upper
+
+
+def _log_likelihood(eta, y, family: str, noise_scale) -> np.ndarray:
+    if family == "gaussian":
+        return -0.5 * ((y - eta) / noise_scale) ** 2 - np.log(noise_scale * np.sqrt(2 * np.pi))
+    if family == "bernoulli":
+        return y * eta - np.logaddexp(0.0, eta)
+    from scipy.special import gammaln
+
+    mu = mean_function(eta, "poisson")
+    return y * np.log(mu) - mu - gammaln(y + 1.0)
+
+
+def replicate(eta, family: str, noise_scale, rng: np.random.Generator) -> np.ndarray:
+    """Draws of the response given linear predictors ``eta`` (original units)."""
+    if family == "gaussian":
+        return eta + noise_scale * rng.standard_normal(eta.shape)
+    mean = mean_function(eta, family)
+    if family == "bernoulli":
+        return (rng.random(eta.shape) < mean).astype(np.int64)
+    return rng.poisson(np.minimum(mean, 1e12))
+
+
+def to_inference_data(
+    draws,
+    *,
+    dictionary: np.ndarray,
+    offset: np.ndarray,
+    to_original_units,
+    X: np.ndarray,
+    y: np.ndarray,
+    family: str,
+    noise_scale: float | None,
+    sample_index,
+    feature_names,
+    covariate_names,
+    fit_intercept: bool,
+    constant: dict,
+    seed: int,
+    attrs: dict,
+):
+    """ArviZ data (``InferenceData`` or ``DataTree``) from code draws.
+
+    Parameters
+    ----------
+    draws : PosteriorDraws
+        Back-end output holding ``embedding`` draws (chain, draw, n_samples,
+        rank) and, where sampled, ``covariate_weights``.
+    dictionary, offset : ndarray
+        The fixed :math:`Q` and :math:`\\bar\\theta` (internal units).
+    to_original_units : callable
+        Maps internal coefficients (m, n_columns) to ``(coef, intercept)`` in
+        the user's units.
+    X, y : ndarray
+        Predictors and response in the user's units.
+    family : str
+    noise_scale : float or None
+        Gaussian noise scale in the units of ``y``.
+    sample_index, feature_names, covariate_names : sequences
+        Coordinates.
+    fit_intercept : bool
+    constant : dict
+        Fixed quantities stored in ``constant_data`` (name -> (value, dims)).
+    seed : int
+        Seed of the posterior predictive draws.
+    attrs : dict
+        Attributes stored with the data.
+
+    Returns
+    -------
+    InferenceData (ArviZ 0.x) or DataTree (ArviZ 1.x) with groups
+    ``posterior`` (``coef``, ``intercept``, ``covariate_weights``),
+    ``log_likelihood`` (``y`` only), ``posterior_predictive``,
+    ``observed_data``, ``constant_data`` and, for NUTS, ``sample_stats``.
+    """
+    codes = np.asarray(draws.samples["embedding"])
+    n_chains, n_draws, n_samples, _ = codes.shape
+    n_features = X.shape[1]
+    flat_codes = codes.reshape(n_chains * n_draws, n_samples, -1)
+    total = flat_codes.shape[0]
+    coef = np.empty((total, n_samples, n_features), dtype=np.float32)
+    intercept = np.empty((total, n_samples), dtype=np.float32)
+    log_lik = np.empty((total, n_samples), dtype=np.float32)
+    replicated = np.empty((total, n_samples), dtype=np.float64 if family == "gaussian" else int)
+    rng = np.random.default_rng(seed)
+    for start in range(0, total, _CHUNK):
+        stop = min(start + _CHUNK, total)
+        theta = offset + flat_codes[start:stop] @ dictionary
+        c, b = to_original_units(theta.reshape(-1, theta.shape[-1]))
+        c = c.reshape(stop - start, n_samples, n_features)
+        b = b.reshape(stop - start, n_samples)
+        eta = np.sum(X * c, axis=-1) + b
+        coef[start:stop], intercept[start:stop] = c, b
+        log_lik[start:stop] = _log_likelihood(eta, y, family, noise_scale)
+        replicated[start:stop] = replicate(eta, family, noise_scale, rng)
+
+    def shaped(array):
+        return array.reshape(n_chains, n_draws, *array.shape[1:])
+
+    posterior = {"coef": shaped(coef)}
+    if fit_intercept:
+        posterior["intercept"] = shaped(intercept)
+    if "covariate_weights" in draws.samples:
+        posterior["covariate_weights"] = np.asarray(draws.samples["covariate_weights"])
+    constant_data = {"X": X}
+    dims = {
+        "coef": [SAMPLE_DIM, FEATURE_DIM],
+        "intercept": [SAMPLE_DIM],
+        "covariate_weights": [COVARIATE_DIM],
+        "y": [SAMPLE_DIM],
+        "X": [SAMPLE_DIM, FEATURE_DIM],
+    }
+    for name, (value, value_dims) in constant.items():
+        constant_data[name] = np.asarray(value)
+        dims[name] = list(value_dims)
+    coords = {
+        SAMPLE_DIM: list(sample_index),
+        FEATURE_DIM: list(feature_names),
+        COVARIATE_DIM: list(covariate_names),
+    }
+    groups = {
+        "posterior": posterior,
+        "sample_stats": dict(draws.sample_stats),
+        "log_likelihood": {"y": shaped(log_lik)},
+        "posterior_predictive": {"y": shaped(replicated)},
+        "observed_data": {"y": np.asarray(y)},
+        "constant_data": constant_data,
+    }
+    return _arviz.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
