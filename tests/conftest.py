@@ -5,10 +5,18 @@ import os
 # Pin JAX to the CPU before anything imports it (a GPU box must give the same results).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import warnings  # noqa: E402
+
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, simulate  # noqa: E402
+from bayes_prsn import (  # noqa: E402
+    ConvergenceWarning,
+    PersonalizedClassifier,
+    PersonalizedRegression,
+    simulate,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +51,34 @@ def fitted_classifier(logistic):
     return PersonalizedClassifier(random_state=0).fit(
         logistic.X, logistic.y, covariates=logistic.covariates
     )
+
+
+@pytest.fixture(scope="session")
+def framed():
+    """Small gaussian data as DataFrames with a non-default index."""
+    data = simulate.make_low_rank(
+        n_samples=120,
+        n_features=3,
+        n_informative=2,
+        n_noise_covariates=0,
+        rank=2,
+        random_state=5,
+    )
+    index = pd.Index([f"s{i}" for i in range(data.n_samples)], name="patient")
+    X = pd.DataFrame(data.X, columns=["a", "b", "c"], index=index)
+    covariates = data.covariates.set_axis(index)
+    return data, X, covariates
+
+
+@pytest.fixture(scope="session")
+def short_nuts(framed):
+    """A deliberately short NUTS run (it must warn that it did not converge)."""
+    data, X, covariates = framed
+    estimator = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.sample_posterior(num_warmup=30, num_samples=20, num_chains=2, random_state=1)
+    return estimator, [w for w in caught if issubclass(w.category, ConvergenceWarning)]
 
 
 @pytest.fixture
