@@ -40,6 +40,8 @@ def from_dict(groups: dict, *, coords: dict, dims: dict, attrs: dict | None = No
     az = arviz()
     groups = {name: values for name, values in groups.items() if values}
     if is_arviz_1():
+        # ArviZ 1.x takes attributes per group ("/" is the root).
+        attrs = {"/": dict(attrs or {}), "posterior": dict(attrs or {})}
         return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -84,6 +86,8 @@ def ess(array, method: str = "bulk") -> np.ndarray:
     array = _as_chain_draw(array)
     az = arviz()
     if is_arviz_1():
-        return np.asarray(az.ess(array, chain_axis=0, draw_axis=1, method=method))
+        # 1.x needs the tail quantiles spelled out for plain arrays.
+        prob = (0.05, 0.95) if method == "tail" else None
+        return np.asarray(az.ess(array, chain_axis=0, draw_axis=1, method=method, prob=prob))
     dataset = az.convert_to_dataset({"x": array})
     return np.asarray(az.ess(dataset, method=method)["x"].values)

@@ -98,6 +98,38 @@ def _jittered_starts(model, model_kwargs, init_values, num_chains, scale, rng_ke
     return starts
 
 
+def _shifted(model, rank: int):
+    r"""The same target with the codes written as :math:`Z = C - \bar C + t`.
+
+    The distance-matching potential only sees differences of codes, so a
+    common shift of all codes (equivalent to moving the offset along the
+    rows of :math:`Q`) is pinned only jointly by every sample's likelihood.
+    With a diagonal mass matrix NUTS moves that collective direction slowly
+    (bulk ESS of the mean code about 40 from 8000 draws, R-hat 1.08, in a
+    test run). Here the shift :math:`t` is its own site (dense mass) and the
+    centred codes :math:`C` carry an improper flat density whose redundant
+    mean is pinned by :math:`N(0, 1/N)`; the map to :math:`Z` is linear, so
+    the density of :math:`Z` is the model's, times a :math:`N(0, 10^2)` on
+    :math:`t` (negligible against the code prior).
+    """
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    def shifted_model(**kwargs):
+        n_samples = kwargs["X"].shape[0]
+        shift = numpyro.sample("code_shift", dist.Normal(0.0, 10.0).expand([rank]).to_event(1))
+        centred = numpyro.sample(
+            "code_centred",
+            dist.ImproperUniform(constraints.real, (), event_shape=(n_samples, rank)),
+        )
+        mean = centred.mean(axis=0)
+        numpyro.factor("code_centred_mean", -0.5 * n_samples * jnp.sum(mean**2))
+        with numpyro.handlers.condition(data={"embedding": centred - mean + shift}):
+            model(**kwargs)
+
+    return shifted_model
+
+
 def run_nuts(
     rng_key,
     model_kwargs: dict,
@@ -116,6 +148,7 @@ def run_nuts(
     max_tree_depth: int = 10,
     dense_mass_sites: tuple = ("covariate_weights",),
     init_jitter: float = 0.05,
+    separate_shift: bool = True,
     progress_bar: bool = False,
 ) -> PosteriorDraws:
     """NUTS over the sites not in ``fixed_values``, every chain started near the MAP.
@@ -146,6 +179,9 @@ def run_nuts(
         Chains other than the first start at the MAP plus this much Gaussian
         noise (relative to the spread of each site) in the unconstrained
         space, so that R-hat can see chains that do not meet.
+    separate_shift : bool
+        Sample the codes as a common shift plus centred codes (see
+        :func:`_shifted`); the density of the codes is unchanged.
     progress_bar : bool
         Show NumPyro's progress bar.
     """
@@ -163,6 +199,13 @@ def run_nuts(
     model = _model(fixed_values, family=family, rank=rank, prior=prior, offset=offset)
     kwargs = _as_jax(model_kwargs)
     init_values = {k: jnp.asarray(v) for k, v in init_values.items() if k not in fixed_values}
+    shifted = separate_shift and "embedding" in init_values
+    if shifted:
+        model = _shifted(model, rank)
+        codes = init_values.pop("embedding")
+        init_values["code_shift"] = codes.mean(axis=0)
+        init_values["code_centred"] = codes - codes.mean(axis=0)
+        dense_mass_sites = (*dense_mass_sites, "code_shift")
     dense = tuple(site for site in dense_mass_sites if site in init_values)
     kernel = NUTS(
         model,
@@ -192,6 +235,10 @@ def run_nuts(
     samples = {
         name: np.asarray(value) for name, value in mcmc.get_samples(group_by_chain=True).items()
     }
+    if shifted:
+        centred = samples.pop("code_centred")
+        shift = samples.pop("code_shift")
+        samples["embedding"] = centred - centred.mean(axis=2, keepdims=True) + shift[:, :, None]
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     n_steps = extra["num_steps"].astype(np.int64)
     stats = {

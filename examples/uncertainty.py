@@ -1,6 +1,6 @@
 """Uncertainty on every sample's model: NUTS from the MAP fit, intervals, ArviZ.
 
-    python examples/uncertainty.py                 # N=200, 4 chains x 1000 draws
+    python examples/uncertainty.py                 # N=200, 4 chains x 2000 draws
     python examples/uncertainty.py --n-samples 80 --num-warmup 100 --num-samples 100
 
 Fits the MAP, samples the posterior with NUTS (every chain starts at the
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=200)
     parser.add_argument("--num-warmup", type=int, default=1000)
-    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--out", default="uncertainty_output")
     parser.add_argument("--seed", type=int, default=0)
