@@ -475,9 +475,10 @@ class _PersonalizedBase(BaseEstimator):
         ----------
         method : {"nuts", "laplace", "vi"}, default "nuts"
             ``"nuts"``: NUTS, every chain started at (or near) the MAP; diagonal
-            mass for the codes and dense for :math:`\phi`. ``"laplace"``: a
-            Gaussian at the posterior mode with the inverse Hessian as
-            covariance (dense: up to about 6000 unknowns). ``"vi"``: a
+            mass for the centred codes and dense for :math:`\phi` and the
+            codes' common shift. ``"laplace"``: a Gaussian at the MAP with the
+            inverse Hessian as covariance (dense up to 4000 unknowns, each
+            sample's code block given its neighbours beyond). ``"vi"``: a
             low-rank-plus-diagonal Gaussian fitted by SVI (large N).
         num_warmup : int, default 1000
             Warm-up iterations per chain (NUTS only).
@@ -622,10 +623,6 @@ class _PersonalizedBase(BaseEstimator):
         else:
             gamma = gamma / float(settings.get("likelihood_scale", 1.0))
         settings.update(gamma=gamma, noise_scale=noise_scale, likelihood_scale=1.0)
-        import os
-
-        if os.environ.get("BP_EPS"):
-            settings["epsilon"] = float(os.environ["BP_EPS"])
         kwargs = dict(self._train_data, **settings)
         return kwargs, noise_scale, gamma
 
@@ -812,16 +809,9 @@ class _PersonalizedBase(BaseEstimator):
         from .predict import nearest_training
 
         self._check_posterior()
-        X, _ = check_array(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
-            )
+        X = self._check_new_X(X)
         encoded = self.encoder_.transform(covariates)
-        if encoded.n_samples != X.shape[0]:
-            raise ValueError(
-                f"X has {X.shape[0]} rows but covariates has {encoded.n_samples}; they must match."
-            )
+        self._check_rows(X, encoded.n_samples)
         neighbours = nearest_training(encoded, self._neighbour_search(), self.covariate_weights_)
         codes = self._posterior_embedding.reshape(-1, *self._posterior_embedding.shape[2:])
         n_draws, n_new = codes.shape[0], X.shape[0]
@@ -840,6 +830,15 @@ class _PersonalizedBase(BaseEstimator):
         return replicate(
             eta, self.family_, self.posterior_noise_scale_, np.random.default_rng(seed)
         )
+
+    def _predictive_interval(self, X, covariates, prob, *, noise: bool, seed):
+        """Equal-tailed interval (lower, upper) of :meth:`_predictive_draws`."""
+        from .inference_data import check_prob
+
+        prob = check_prob(prob)
+        draws = self._predictive_draws(X, covariates, noise=noise, seed=seed)
+        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return lower, upper
 
     # ----------------------------------------------------------------- predict
     def predict_coef(self, covariates) -> np.ndarray:
@@ -883,18 +882,27 @@ class _PersonalizedBase(BaseEstimator):
             self._search = cached = (self.n_neighbors, search)
         return cached[1]
 
-    def _linear_predictor(self, X, covariates) -> np.ndarray:
-        self._check_fitted()
+    def _check_new_X(self, X) -> np.ndarray:
+        """New samples' predictors as a float array with the fitted number of features."""
         X, _ = check_array(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
             )
-        coef, intercept = self._predict_theta(covariates)
-        if coef.shape[0] != X.shape[0]:
+        return X
+
+    @staticmethod
+    def _check_rows(X: np.ndarray, n_covariate_rows: int) -> None:
+        if n_covariate_rows != X.shape[0]:
             raise ValueError(
-                f"X has {X.shape[0]} rows but covariates has {coef.shape[0]}; they must match."
+                f"X has {X.shape[0]} rows but covariates has {n_covariate_rows}; they must match."
             )
+
+    def _linear_predictor(self, X, covariates) -> np.ndarray:
+        self._check_fitted()
+        X = self._check_new_X(X)
+        coef, intercept = self._predict_theta(covariates)
+        self._check_rows(X, coef.shape[0])
         return np.sum(X * coef, axis=1) + intercept
 
 
@@ -1026,11 +1034,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         mean = mean_function(self._linear_predictor(X, covariates), self.family_)
         if not return_interval:
             return mean
-        from .inference_data import check_prob
-
-        prob = check_prob(prob)
-        draws = self._predictive_draws(X, covariates, noise=True, seed=random_state)
-        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        lower, upper = self._predictive_interval(X, covariates, prob, noise=True, seed=random_state)
         return mean, lower, upper
 
     def score(self, X, y, covariates=None, sample_weight=None) -> float:
@@ -1105,11 +1109,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         proba = np.column_stack([1.0 - p1, p1])
         if not return_interval:
             return proba
-        from .inference_data import check_prob
-
-        prob = check_prob(prob)
-        draws = self._predictive_draws(X, covariates, noise=False, seed=None)
-        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        lower, upper = self._predictive_interval(X, covariates, prob, noise=False, seed=None)
         return proba, lower, upper
 
     def predict(self, X, covariates=None) -> np.ndarray:
