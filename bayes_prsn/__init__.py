@@ -7,12 +7,15 @@ covariates; see :class:`PersonalizedRegression`.
 __version__ = "0.1.0"
 
 from .estimator import NotFittedError, PersonalizedClassifier, PersonalizedRegression
+from .persistence import ModelFileError, load
 from .svi import ConvergenceWarning
 
 __all__ = [
     "ConvergenceWarning",
+    "ModelFileError",
     "NotFittedError",
     "PersonalizedClassifier",
     "PersonalizedRegression",
     "__version__",
+    "load",
 ]

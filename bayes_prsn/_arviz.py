@@ -14,7 +14,17 @@ import warnings
 
 import numpy as np
 
-__all__ = ["arviz", "is_arviz_1", "from_dict", "group", "group_names", "rhat", "ess"]
+__all__ = [
+    "arviz",
+    "is_arviz_1",
+    "from_dict",
+    "group",
+    "group_names",
+    "to_netcdf",
+    "from_netcdf",
+    "rhat",
+    "ess",
+]
 
 
 @functools.cache
@@ -62,6 +72,26 @@ def group(data, name: str):
     if is_arviz_1():
         return data[name].to_dataset()
     return getattr(data, name)
+
+
+def to_netcdf(data, path) -> None:
+    """Write ArviZ data to a netCDF-4 file (h5netcdf engine, readable by ArviZ and xarray)."""
+    # InferenceData (0.x) and DataTree (1.x) share this call.
+    data.to_netcdf(str(path), engine="h5netcdf")
+
+
+def from_netcdf(path):
+    """Read ArviZ data written by :func:`to_netcdf` fully into memory (the file can go)."""
+    az = arviz()
+    if is_arviz_1():
+        import xarray as xr
+
+        with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+            return tree.load().copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        with az.rc_context({"data.load": "eager"}):
+            return az.InferenceData.from_netcdf(str(path), engine="h5netcdf")
 
 
 def _as_chain_draw(array) -> np.ndarray:

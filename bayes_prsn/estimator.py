@@ -105,6 +105,7 @@ class _PersonalizedBase(BaseEstimator):
         tol: float = 1e-4,
         progress_bar: bool = False,
         random_state: int | None = None,
+        covariate_columns: list | str | None = None,
     ):
         self.family = family
         self.rank = rank
@@ -123,6 +124,14 @@ class _PersonalizedBase(BaseEstimator):
         self.tol = tol
         self.progress_bar = progress_bar
         self.random_state = random_state
+        self.covariate_columns = covariate_columns
+
+    # Under scikit-learn's metadata routing (``sklearn.set_config(
+    # enable_metadata_routing=True)``) ``covariates`` is requested by default,
+    # so GridSearchCV, cross_val_score and Pipeline pass it on (split by fold).
+    __metadata_request__fit = {"covariates": True}
+    __metadata_request__predict = {"covariates": True}
+    __metadata_request__score = {"covariates": True}
 
     # ------------------------------------------------------------------ checks
     def _check_settings(self) -> str:
@@ -146,6 +155,72 @@ class _PersonalizedBase(BaseEstimator):
                 f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}."
             )
         return family
+
+    def _split_X(self, X, covariates, *, fitting: bool = False):
+        """Predictors and covariates of a call; ``covariate_columns`` takes the covariates from X.
+
+        With ``covariate_columns=None`` both are returned as given. With a
+        list of column names (DataFrame) or positions, those columns of ``X``
+        are the covariates and the others the predictors; with ``"all"`` every
+        column of ``X`` is both.
+        """
+        columns = self.covariate_columns
+        if columns is None:
+            return X, covariates
+        if covariates is not None:
+            raise ValueError(
+                "covariates were passed although covariate_columns is set; either pass "
+                "covariates=... or name the covariate columns of X, not both."
+            )
+        if X is None:
+            raise ValueError("X is required but None was given.")
+        frame = X if isinstance(X, pd.DataFrame) else None
+        if frame is None:
+            values = np.asarray(X)
+            if values.ndim != 2:
+                raise ValueError(
+                    f"X must be 2-D with shape (n_samples, n_features); got {values.ndim} dims."
+                )
+            width = values.shape[1]
+        else:
+            width = frame.shape[1]
+        if not fitting and width != self.n_features_in_:
+            raise ValueError(
+                f"X has {width} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if isinstance(columns, str) and columns == "all":
+            return X, X
+        if isinstance(columns, str | numbers.Integral):
+            columns = [columns]
+        names = list(frame.columns) if frame is not None else list(range(width))
+        positions, unknown = [], []
+        for column in columns:
+            if column in names:
+                positions.append(names.index(column))
+            elif (
+                isinstance(column, numbers.Integral)
+                and not isinstance(column, bool)
+                and -width <= column < width
+            ):
+                positions.append(int(column) % width)
+            else:
+                unknown.append(column)
+        if unknown or not positions:
+            what = "columns of X" if frame is not None else "positions in X (an array has no names)"
+            raise ValueError(
+                f"covariate_columns {unknown or columns!r} are not {what}; "
+                f"X has {names[:10]}{'...' if width > 10 else ''}."
+            )
+        rest = [j for j in range(width) if j not in positions]
+        if not rest:
+            raise ValueError(
+                "covariate_columns takes every column of X, leaving no predictor; use "
+                'covariate_columns="all" to use the predictors as covariates too.'
+            )
+        if frame is not None:
+            return frame.iloc[:, rest], frame.iloc[:, positions]
+        return values[:, rest], values[:, positions]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
@@ -198,7 +273,7 @@ class _PersonalizedBase(BaseEstimator):
         self.coef_, self.intercept_ = self._to_original_units(theta)
         pop_coef, pop_intercept = self._to_original_units(population[None, :])
         self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_intercept[0])
-        self.dictionary_ = self._dictionary_internal[:, : self.n_features_in_] * (
+        self.dictionary_ = self._dictionary_internal[:, : self.n_predictors_] * (
             self.y_scaler_.scale[0] / self.x_scaler_.scale
         )
         self.noise_scale_ = (
@@ -228,6 +303,8 @@ class _PersonalizedBase(BaseEstimator):
         import jax
 
         family = self._check_settings()
+        X_full = X
+        X, covariates = self._split_X(X, covariates, fitting=True)
         X_in, y_in = X, y
         y = self._prepare_target(y)
         y = check_response(y, family)
@@ -240,7 +317,11 @@ class _PersonalizedBase(BaseEstimator):
                 "lower n_neighbors or pass more samples."
             )
         self.family_ = family
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = X.shape[1] if self.covariate_columns is None else np.shape(X_full)[1]
+        self.__dict__.pop("feature_names_in_", None)
+        if isinstance(X_full, pd.DataFrame) and all(isinstance(c, str) for c in X_full.columns):
+            self.feature_names_in_ = np.asarray(X_full.columns, dtype=object)
+        self.n_predictors_ = X.shape[1]
         self.feature_names_ = feature_names
         self.covariate_names_ = encoder.names_in_
         self.encoder_ = encoder
@@ -314,7 +395,7 @@ class _PersonalizedBase(BaseEstimator):
     def _to_original_units(self, theta: np.ndarray):
         """Map internal coefficients (and intercepts) back to the user's units."""
         theta = np.atleast_2d(theta)
-        p = self.n_features_in_
+        p = self.n_predictors_
         sy, my = self.y_scaler_.scale[0], self.y_scaler_.center[0]
         coef = theta[:, :p] * sy / self.x_scaler_.scale
         if self.fit_intercept:
@@ -441,6 +522,37 @@ class _PersonalizedBase(BaseEstimator):
             "chosen": best,
         }
         return candidates[best]
+
+    # ------------------------------------------------------------- save/load
+    def save(self, path):
+        """Save the fitted estimator (and its posterior, if any) to one file.
+
+        The format is open and holds no pickle: a ZIP archive with
+        ``metadata.json`` (settings, scalars, the covariate coding, the
+        package version and checksums), the fitted arrays as ``.npy`` and the
+        ArviZ posterior as netCDF. The file is written under a temporary name
+        and renamed when complete. See :mod:`bayes_prsn.persistence`.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from .persistence import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator written by :meth:`save`; predictions are identical.
+
+        Raises :class:`bayes_prsn.persistence.ModelFileError` (a ``ValueError``)
+        with a one-line reason when the file is missing, damaged, modified,
+        from a newer bayes_prsn or holds another estimator class.
+        """
+        from .persistence import load
+
+        return load(path, cls)
 
     # --------------------------------------------------------------- posterior
     def sample_posterior(
@@ -679,7 +791,7 @@ class _PersonalizedBase(BaseEstimator):
     def _feature_labels(self) -> list:
         if self.feature_names_ is not None:
             return list(self.feature_names_)
-        return [f"x{j}" for j in range(self.n_features_in_)]
+        return [f"x{j}" for j in range(self.n_predictors_)]
 
     def coef_interval(self, prob: float = 0.9, kind: str = "hdi"):
         """Credible interval of every sample's coefficients.
@@ -809,6 +921,7 @@ class _PersonalizedBase(BaseEstimator):
         from .predict import nearest_training
 
         self._check_posterior()
+        X, covariates = self._split_X(X, covariates)
         X = self._check_new_X(X)
         encoded = self.encoder_.transform(covariates)
         self._check_rows(X, encoded.n_samples)
@@ -842,12 +955,22 @@ class _PersonalizedBase(BaseEstimator):
 
     # ----------------------------------------------------------------- predict
     def predict_coef(self, covariates) -> np.ndarray:
-        """Coefficients of new samples from their covariates, shape (n, n_features)."""
-        return self._predict_theta(covariates)[0]
+        """Coefficients of new samples from their covariates, shape (n, n_predictors).
+
+        With ``covariate_columns`` set, pass the new samples' ``X`` (the
+        covariate columns are taken from it).
+        """
+        return self._predict_theta(self._new_covariates(covariates))[0]
 
     def predict_intercept(self, covariates) -> np.ndarray:
         """Intercepts of new samples from their covariates, shape (n,)."""
-        return self._predict_theta(covariates)[1]
+        return self._predict_theta(self._new_covariates(covariates))[1]
+
+    def _new_covariates(self, covariates):
+        if self.covariate_columns is None:
+            return covariates
+        self._check_fitted()
+        return self._split_X(covariates, None)[1]
 
     def _predict_theta(self, covariates):
         self._check_fitted()
@@ -885,9 +1008,10 @@ class _PersonalizedBase(BaseEstimator):
     def _check_new_X(self, X) -> np.ndarray:
         """New samples' predictors as a float array with the fitted number of features."""
         X, _ = check_array(X, "X")
-        if X.shape[1] != self.n_features_in_:
+        if X.shape[1] != self.n_predictors_:
             raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_predictors_} features as input."
             )
         return X
 
@@ -900,6 +1024,7 @@ class _PersonalizedBase(BaseEstimator):
 
     def _linear_predictor(self, X, covariates) -> np.ndarray:
         self._check_fitted()
+        X, covariates = self._split_X(X, covariates)
         X = self._check_new_X(X)
         coef, intercept = self._predict_theta(covariates)
         self._check_rows(X, coef.shape[0])
@@ -972,11 +1097,26 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Show progress of the optimisation.
     random_state : int or None
         Seed for the validation split, the start and the optimiser.
+    covariate_columns : list of str or int, "all" or None, default None
+        ``None``: covariates are passed as ``covariates=`` to ``fit``,
+        ``predict`` and ``score`` (scikit-learn's metadata routing passes them
+        through ``GridSearchCV``, ``cross_val_score`` and ``Pipeline``). A list
+        of column names (DataFrame ``X``) or positions: those columns of ``X``
+        are the covariates and the others the predictors, so that the
+        estimator works with any scikit-learn tool without routing. ``"all"``:
+        every column of ``X`` is both a predictor and a covariate.
 
     Attributes
     ----------
-    coef_ : ndarray (n_samples, n_features)
+    coef_ : ndarray (n_samples, n_predictors)
         Per-sample coefficients, original units.
+    n_features_in_ : int
+        Columns of ``X`` seen in ``fit`` (covariate columns included when
+        ``covariate_columns`` names some).
+    feature_names_in_ : ndarray of str
+        Column names of ``X`` when it was a DataFrame with string names.
+    n_predictors_, feature_names_ : int, list of str
+        Number and names of the predictors (the columns of ``coef_``).
     intercept_ : ndarray (n_samples,)
         Per-sample intercepts (zeros when ``fit_intercept=False``).
     population_coef_, population_intercept_ : ndarray, float
@@ -1071,26 +1211,33 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         tol: float = 1e-4,
         progress_bar: bool = False,
         random_state: int | None = None,
+        covariate_columns: list | str | None = None,
     ):
-        super().__init__(
-            "bernoulli",
-            rank=rank,
-            n_neighbors=n_neighbors,
-            gamma=gamma,
-            prior=prior,
-            prior_scale=prior_scale,
-            covariate_weight_scale=covariate_weight_scale,
-            noise_scale="auto",
-            fit_intercept=fit_intercept,
-            offset=offset,
-            predict_method=predict_method,
-            validation_fraction=validation_fraction,
-            step_size=step_size,
-            max_steps=max_steps,
-            tol=tol,
-            progress_bar=progress_bar,
-            random_state=random_state,
-        )
+        # Only the parameters of this signature are set (scikit-learn's rule for clone).
+        self.rank = rank
+        self.n_neighbors = n_neighbors
+        self.gamma = gamma
+        self.prior = prior
+        self.prior_scale = prior_scale
+        self.covariate_weight_scale = covariate_weight_scale
+        self.fit_intercept = fit_intercept
+        self.offset = offset
+        self.predict_method = predict_method
+        self.validation_fraction = validation_fraction
+        self.step_size = step_size
+        self.max_steps = max_steps
+        self.tol = tol
+        self.progress_bar = progress_bar
+        self.random_state = random_state
+        self.covariate_columns = covariate_columns
+
+    @property
+    def family(self) -> str:
+        return "bernoulli"
+
+    @property
+    def noise_scale(self) -> str:
+        return "auto"
 
     def _prepare_target(self, y):
         self.classes_ = np.array([0, 1])

@@ -98,7 +98,7 @@ def plot_coefficients(estimator, samples=None, features=None, *, prob=0.9, kind=
     estimator._check_fitted()
     rows = _sample_positions(estimator, samples)
     columns = (
-        list(range(estimator.n_features_in_))
+        list(range(estimator.n_predictors_))
         if features is None
         else [_feature_position(estimator, f) for f in features]
     )
@@ -145,7 +145,7 @@ def plot_trace(estimator, samples=None, features=None, *, max_panels=6):
         estimator, samples if samples is not None else [estimator._sample_index[0]]
     )
     columns = (
-        list(range(estimator.n_features_in_))
+        list(range(estimator.n_predictors_))
         if features is None
         else [_feature_position(estimator, f) for f in features]
     )
