@@ -519,7 +519,9 @@ def _pyplot():
     return pyplot()
 
 
-def plot_embedding(estimator, *, color_by=None, embedding: Embedding | None = None, ax=None):
+def plot_embedding(
+    estimator, *, color_by=None, embedding: Embedding | None = None, label=None, ax=None
+):
     """Scatter of the per-sample models in two dimensions, coloured by a covariate.
 
     Parameters
@@ -527,6 +529,8 @@ def plot_embedding(estimator, *, color_by=None, embedding: Embedding | None = No
     color_by : str, array-like or None
         A covariate name, one value per training sample (e.g. cluster
         labels), or ``None``.
+    label : str, optional
+        Name of ``color_by`` in the legend (default: the covariate's name).
     embedding : Embedding, optional
         From :func:`embed`; PCA with two components when omitted.
 
@@ -560,6 +564,7 @@ def plot_embedding(estimator, *, color_by=None, embedding: Embedding | None = No
             values, name = pd.Series(np.asarray(color_by)), "group"
             if len(values) != len(x):
                 raise ValueError(f"color_by has {len(values)} values; pass one per sample.")
+        name = label or name
         if pd.api.types.is_float_dtype(values):
             points = ax.scatter(x, y, c=values.to_numpy(dtype=float), s=10, cmap="viridis")
             fig.colorbar(points, ax=ax, label=name)
@@ -595,7 +600,7 @@ def plot_clusters(estimator, clusters: Clustering | None = None):
     if clusters is None:
         clusters = cluster(estimator)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    plot_embedding(estimator, color_by=clusters.labels.to_numpy(), ax=axes[0])
+    plot_embedding(estimator, color_by=clusters.labels.to_numpy(), label="cluster", ax=axes[0])
     axes[0].set_title(f"{clusters.n_clusters} cluster(s) chosen by BIC")
     profiles = clusters.profiles
     coefficients = list(dict.fromkeys(profiles.index.get_level_values("coefficient")))

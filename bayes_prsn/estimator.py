@@ -15,7 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from .models import FAMILIES, PRIORS
 from .population import fit_population_glm, mean_function
@@ -61,8 +64,8 @@ class _Problem(NamedTuple):
     covariates_frame: object
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator was used before ``fit``."""
+class NotFittedError(SklearnNotFittedError):
+    """The estimator was used before ``fit`` (a scikit-learn ``NotFittedError``)."""
 
 
 def _check_positive(value, name: str, *, integer: bool = False, allow=()) -> None:
@@ -174,12 +177,19 @@ class _PersonalizedBase(BaseEstimator):
             )
         if X is None:
             raise ValueError("X is required but None was given.")
+        if scipy.sparse.issparse(X):
+            raise TypeError(
+                "X is a sparse matrix; sparse input is not supported. Pass a dense array "
+                "(X.toarray())."
+            )
         frame = X if isinstance(X, pd.DataFrame) else None
         if frame is None:
             values = np.asarray(X)
             if values.ndim != 2:
                 raise ValueError(
-                    f"X must be 2-D with shape (n_samples, n_features); got {values.ndim} dims."
+                    f"X must be 2-D with shape (n_samples, n_features); got {values.ndim} dims. "
+                    "Reshape your data: X.reshape(-1, 1) for a single feature or "
+                    "X.reshape(1, -1) for a single sample."
                 )
             width = values.shape[1]
         else:
@@ -190,7 +200,7 @@ class _PersonalizedBase(BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
         if isinstance(columns, str) and columns == "all":
-            return X, X
+            return X, (X if frame is not None else values)
         if isinstance(columns, str | numbers.Integral):
             columns = [columns]
         names = list(frame.columns) if frame is not None else list(range(width))
@@ -286,6 +296,7 @@ class _PersonalizedBase(BaseEstimator):
         self._train_encoded = encoded
         self._theta_internal = theta
         self._search = None
+        self._neighbour_search()
         # Kept for sample_posterior: the data and settings of the MAP target.
         self._train_data = data
         self._fit_settings = settings
@@ -310,14 +321,20 @@ class _PersonalizedBase(BaseEstimator):
         y = check_response(y, family)
         X, feature_names = check_array(X, "X", n_samples=y.shape[0])
         n_samples = X.shape[0]
-        encoder = CovariateEncoder().fit(covariates, n_samples=n_samples)
         if n_samples <= self.n_neighbors:
             raise ValueError(
-                f"n_samples={n_samples} must exceed n_neighbors={self.n_neighbors}; "
-                "lower n_neighbors or pass more samples."
+                f"got {n_samples} sample(s) (n_samples = {n_samples}) but n_samples must exceed "
+                f"n_neighbors={self.n_neighbors}; lower n_neighbors or pass more samples."
             )
+        encoder = CovariateEncoder().fit(covariates, n_samples=n_samples)
         self.family_ = family
-        self.n_features_in_ = X.shape[1] if self.covariate_columns is None else np.shape(X_full)[1]
+        self.n_features_in_ = (
+            X.shape[1]
+            if self.covariate_columns is None
+            else (
+                X_full.shape[1] if isinstance(X_full, pd.DataFrame) else np.asarray(X_full).shape[1]
+            )
+        )
         self.__dict__.pop("feature_names_in_", None)
         if isinstance(X_full, pd.DataFrame) and all(isinstance(c, str) for c in X_full.columns):
             self.feature_names_in_ = np.asarray(X_full.columns, dtype=object)
@@ -361,7 +378,11 @@ class _PersonalizedBase(BaseEstimator):
             "prior_scale": float(self.prior_scale),
             "covariate_weight_scale": float(self.covariate_weight_scale),
         }
-        frame = covariates if isinstance(covariates, pd.DataFrame) else pd.DataFrame(covariates)
+        frame = (
+            covariates
+            if isinstance(covariates, pd.DataFrame)
+            else pd.DataFrame(np.asarray(covariates))
+        )
         return _Problem(
             data,
             settings,
@@ -998,12 +1019,13 @@ class _PersonalizedBase(BaseEstimator):
     def _neighbour_search(self):
         """The training samples' search tree, built once per fit (and n_neighbors)."""
         cached = self.__dict__.get("_search")
-        if cached is None or cached[0] != self.n_neighbors:
-            search = neighbour_search(
-                self._train_encoded, self.covariate_weights_, self.n_neighbors
-            )
-            self._search = cached = (self.n_neighbors, search)
-        return cached[1]
+        if cached is not None and cached[0] == self.n_neighbors:
+            return cached[1]
+        search = neighbour_search(self._train_encoded, self.covariate_weights_, self.n_neighbors)
+        if cached is None:
+            # Built at the end of fit (and load): predict never changes the estimator.
+            self._search = (self.n_neighbors, search)
+        return search
 
     def _check_new_X(self, X) -> np.ndarray:
         """New samples' predictors as a float array with the fitted number of features."""
@@ -1188,7 +1210,9 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
     """Personalized logistic regression (bernoulli family, logit link).
 
     Takes the same parameters as :class:`PersonalizedRegression` except
-    ``family``. ``y`` must hold 0 and 1 (or False and True).
+    ``family``. ``y`` holds two class labels of any type (0/1, bool,
+    strings); ``classes_`` lists them and ``predict_proba[:, 1]`` is the
+    probability of ``classes_[1]``.
     """
 
     _family_fixed = "bernoulli"
@@ -1239,9 +1263,53 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
     def noise_scale(self) -> str:
         return "auto"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
     def _prepare_target(self, y):
-        self.classes_ = np.array([0, 1])
-        return y
+        """Two class labels of any type, coded 0 (``classes_[0]``) and 1 (``classes_[1]``)."""
+        from sklearn.utils.multiclass import type_of_target
+
+        from .preprocessing import check_response
+
+        if y is None or np.iscomplexobj(np.asarray(y)):
+            return check_response(y, "gaussian")
+        values = np.asarray(y)
+        if values.ndim == 2 and values.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is used as "
+                "y.ravel(). Pass a 1-D y of shape (n_samples,) to silence this.",
+                DataConversionWarning,
+                stacklevel=4,
+            )
+            values = values.ravel()
+        if values.ndim != 1:
+            raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
+        if values.shape[0] == 0:
+            raise ValueError("y is empty.")
+        if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
+            raise ValueError("y contains NaN or infinite values; remove those samples first.")
+        if values.dtype.kind == "O" and pd.isna(values).any():
+            raise ValueError("y contains missing labels; remove those samples first.")
+        kind = type_of_target(values)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type: {kind}. PersonalizedClassifier needs class labels (0/1, "
+                "bool, or two labels of any type); for a numeric response use "
+                "PersonalizedRegression."
+            )
+        classes = np.unique(values)
+        if classes.size < 2:
+            raise ValueError("y holds a single class (one class); a classifier needs two.")
+        if classes.size > 2:
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {kind} "
+                f"({classes.size} classes); fit one classifier per class (one-vs-rest)."
+            )
+        self.classes_ = classes
+        return (values == classes[1]).astype(float)
 
     def predict_proba(
         self, X, covariates=None, *, return_interval: bool = False, prob: float = 0.9
@@ -1260,8 +1328,9 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         return proba, lower, upper
 
     def predict(self, X, covariates=None) -> np.ndarray:
-        """Predicted labels (0 or 1) of new samples."""
-        return (self.predict_proba(X, covariates)[:, 1] > 0.5).astype(int)
+        """Predicted labels (values of ``classes_``) of new samples."""
+        positive = self.predict_proba(X, covariates)[:, 1] > 0.5
+        return self.classes_[positive.astype(int)]
 
     def score(self, X, y, covariates=None, sample_weight=None) -> float:
         """Accuracy of :meth:`predict` on new samples."""

@@ -26,6 +26,7 @@ import numbers
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -255,8 +256,8 @@ def _read_members(path: Path) -> tuple[dict, dict]:
         _fail(path, f"the file is damaged or truncated ({err}).")
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         _fail(path, f"metadata.json is not valid JSON ({err}).")
-    except (OSError, ValueError, NotImplementedError, RuntimeError) as err:
-        _fail(path, f"the file cannot be read ({type(err).__name__}: {err}).")
+    except (zlib.error, OSError, ValueError, NotImplementedError, RuntimeError) as err:
+        _fail(path, f"the file is damaged or cannot be read ({type(err).__name__}: {err}).")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         _fail(path, "it is not a saved bayes_prsn model (wrong format name).")
     version = metadata.get("format_version")
@@ -367,6 +368,7 @@ def load(path, cls=None):
                 frame_arrays[name] = _array(members, name, path)
         estimator._covariates_frame = _frame_from_state(metadata["covariates_frame"], frame_arrays)
         estimator._search = None
+        estimator._neighbour_search()
         _check_consistent(estimator, path)
     except ModelFileError:
         raise

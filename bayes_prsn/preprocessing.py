@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
+from sklearn.exceptions import DataConversionWarning
 
 __all__ = [
     "CovariateEncoder",
@@ -49,6 +51,11 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
     """
     if X is None:
         raise ValueError(f"{name} is required but None was given.")
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported. Pass a dense array "
+            f"({name}.toarray())."
+        )
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
         bad = [
@@ -63,6 +70,10 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
             )
         values = X.to_numpy(dtype=float, na_value=np.nan)
     else:
+        if np.iscomplexobj(np.asarray(X)):
+            raise ValueError(
+                f"{name} contains complex numbers: Complex data not supported; pass real values."
+            )
         try:
             values = np.asarray(X, dtype=float)
         except (TypeError, ValueError) as err:
@@ -71,12 +82,20 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
     if values.ndim == 1:
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, n_features); got a 1-D array. "
-            "Use X.reshape(-1, 1) for a single feature."
+            "Reshape your data: X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for "
+            "a single sample."
         )
     if values.ndim != 2:
         raise ValueError(f"{name} must be 2-D; got an array with {values.ndim} dimensions.")
-    if values.shape[0] == 0 or values.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {values.shape}).")
+    if values.shape[0] == 0:
+        raise ValueError(
+            f"{name} is empty: 0 sample(s) (shape={values.shape}) while a minimum of 1 is required."
+        )
+    if values.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty: 0 feature(s) (shape={values.shape}) while a minimum of 1 is "
+            "required."
+        )
     if n_samples is not None and values.shape[0] != n_samples:
         raise ValueError(
             f"{name} has {values.shape[0]} rows but y has {n_samples}; they must match."
@@ -94,12 +113,25 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
 def check_response(y, family: str) -> np.ndarray:
     """Return ``y`` as a finite 1-D float array valid for ``family``."""
     if y is None:
-        raise ValueError("y is required but None was given.")
+        raise ValueError(
+            "this estimator requires y to be passed, but the target y is None; pass the "
+            "response of every sample."
+        )
+    if np.iscomplexobj(np.asarray(y)):
+        raise ValueError(
+            "y contains complex numbers: Complex data not supported; pass a real response."
+        )
     try:
         values = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as err:
         raise TypeError(f"y must be numeric: {err}") from err
     if values.ndim == 2 and values.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it is used as "
+            "y.ravel(). Pass a 1-D y of shape (n_samples,) to silence this.",
+            DataConversionWarning,
+            stacklevel=3,
+        )
         values = values[:, 0]
     if values.ndim != 1:
         raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
@@ -237,6 +269,8 @@ class CovariateEncoder:
     def transform(self, covariates) -> EncodedCovariates:
         frame = self._as_frame(covariates, "covariates")
         names = [str(c) for c in frame.columns]
+        # Columns are matched by their names as text (fit stores them so).
+        frame.columns = names
         if isinstance(covariates, pd.DataFrame):
             missing = [c for c in self.names_in_ if c not in names]
             if missing:
