@@ -47,3 +47,48 @@ def test_uncertainty_example(tmp_path):
     assert "max split R-hat over coefficients" in out.stdout
     for name in ("forest.png", "trace.png", "coefficient_vs_covariate.png", "ppc.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def _run_example(*arguments, env=None):
+    return subprocess.run(
+        [*arguments], capture_output=True, text=True, timeout=900, env=env, cwd=ROOT
+    )
+
+
+@pytest.mark.slow
+def test_classifier_example(tmp_path):
+    out = _run_example(
+        sys.executable, ROOT / "examples" / "classifier.py", "--n-samples", "240",
+        "--out", tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "held-out log-loss: personalized" in out.stdout
+    for name in ("summary.txt", "embedding.png", "covariate_importance.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_diabetes_example(tmp_path):
+    out = _run_example(
+        sys.executable, ROOT / "examples" / "diabetes.py", "--folds", "2", "--out", tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "least squares, all ten variables" in out.stdout
+    assert "bayes_prsn (defaults)" in out.stdout
+    assert "which covariates drive the differences" in out.stdout
+    assert (tmp_path / "zoom.png").stat().st_size > 1000
+    assert (tmp_path / "clusters.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_example(tmp_path):
+    import os
+
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    out = _run_example("bash", ROOT / "examples" / "cli.sh", tmp_path, "150", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "exit status 1" in out.stdout
+    assert "prediction,lower,upper" in out.stdout
+    for name in ("model.bprsn", "posterior.nc", "coefficients.csv", "summary.txt"):
+        assert (tmp_path / "fit" / name).stat().st_size > 0
+    assert (tmp_path / "predictions.csv").exists()
