@@ -291,7 +291,16 @@ def run_fit(args, frame: pd.DataFrame | None = None) -> int:
     (out / "summary.txt").write_text(
         summary_text(estimator, seconds=seconds, data_name=str(args.data))
     )
-    write_plots(estimator, out)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(
+            "bayes-prsn: warning: matplotlib is not installed, so no plots were written; "
+            "pip install 'bayes_prsn[plots]' for them.",
+            file=sys.stderr,
+        )
+    else:
+        write_plots(estimator, out)
     if not args.quiet:
         print((out / "summary.txt").read_text())
         print(f"wrote {sorted(p.name for p in out.iterdir())} to {out}/")

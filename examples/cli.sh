@@ -21,7 +21,7 @@ bayes-prsn fit "$out/demo/data.csv" --target y --covariates u0,u1,u2,noise0 \
 head -3 "$out/fit/coefficients.csv"
 
 # 3. Predict new samples (here the first rows again, without y) with intervals.
-cut -d, -f1,3- "$out/demo/data.csv" | head -6 > "$out/new.csv"
+head -6 "$out/demo/data.csv" | cut -d, -f1,3- > "$out/new.csv"
 bayes-prsn predict "$out/fit" "$out/new.csv" --out "$out/predictions.csv" --interval --quiet
 cat "$out/predictions.csv"
 
