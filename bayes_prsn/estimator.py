@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import DataConversionWarning
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from .models import FAMILIES, PRIORS
@@ -68,6 +67,13 @@ class NotFittedError(SklearnNotFittedError):
     """The estimator was used before ``fit`` (a scikit-learn ``NotFittedError``)."""
 
 
+def _store_parameters(estimator, values: dict) -> None:
+    """Set the ``__init__`` arguments in ``values`` (its ``locals()``) as attributes, unchanged."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 def _check_positive(value, name: str, *, integer: bool = False, allow=()) -> None:
     if value in allow:
         return
@@ -110,24 +116,7 @@ class _PersonalizedBase(BaseEstimator):
         random_state: int | None = None,
         covariate_columns: list | str | None = None,
     ):
-        self.family = family
-        self.rank = rank
-        self.n_neighbors = n_neighbors
-        self.gamma = gamma
-        self.prior = prior
-        self.prior_scale = prior_scale
-        self.covariate_weight_scale = covariate_weight_scale
-        self.noise_scale = noise_scale
-        self.fit_intercept = fit_intercept
-        self.offset = offset
-        self.predict_method = predict_method
-        self.validation_fraction = validation_fraction
-        self.step_size = step_size
-        self.max_steps = max_steps
-        self.tol = tol
-        self.progress_bar = progress_bar
-        self.random_state = random_state
-        self.covariate_columns = covariate_columns
+        _store_parameters(self, locals())
 
     # Under scikit-learn's metadata routing (``sklearn.set_config(
     # enable_metadata_routing=True)``) ``covariates`` is requested by default,
@@ -1238,22 +1227,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         covariate_columns: list | str | None = None,
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
-        self.rank = rank
-        self.n_neighbors = n_neighbors
-        self.gamma = gamma
-        self.prior = prior
-        self.prior_scale = prior_scale
-        self.covariate_weight_scale = covariate_weight_scale
-        self.fit_intercept = fit_intercept
-        self.offset = offset
-        self.predict_method = predict_method
-        self.validation_fraction = validation_fraction
-        self.step_size = step_size
-        self.max_steps = max_steps
-        self.tol = tol
-        self.progress_bar = progress_bar
-        self.random_state = random_state
-        self.covariate_columns = covariate_columns
+        _store_parameters(self, locals())
 
     @property
     def family(self) -> str:
@@ -1272,19 +1246,11 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         """Two class labels of any type, coded 0 (``classes_[0]``) and 1 (``classes_[1]``)."""
         from sklearn.utils.multiclass import type_of_target
 
-        from .preprocessing import check_response
+        from .preprocessing import check_response, column_to_1d
 
         if y is None or np.iscomplexobj(np.asarray(y)):
             return check_response(y, "gaussian")
-        values = np.asarray(y)
-        if values.ndim == 2 and values.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is used as "
-                "y.ravel(). Pass a 1-D y of shape (n_samples,) to silence this.",
-                DataConversionWarning,
-                stacklevel=4,
-            )
-            values = values.ravel()
+        values = column_to_1d(np.asarray(y))
         if values.ndim != 1:
             raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
         if values.shape[0] == 0:

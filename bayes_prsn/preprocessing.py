@@ -110,6 +110,19 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
     return values, names
 
 
+def column_to_1d(values: np.ndarray) -> np.ndarray:
+    """A column vector (n, 1) as (n,), with scikit-learn's DataConversionWarning."""
+    if values.ndim == 2 and values.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it is used as "
+            "y.ravel(). Pass a 1-D y of shape (n_samples,) to silence this.",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+        return values[:, 0]
+    return values
+
+
 def check_response(y, family: str) -> np.ndarray:
     """Return ``y`` as a finite 1-D float array valid for ``family``."""
     if y is None:
@@ -125,14 +138,7 @@ def check_response(y, family: str) -> np.ndarray:
         values = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as err:
         raise TypeError(f"y must be numeric: {err}") from err
-    if values.ndim == 2 and values.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected; it is used as "
-            "y.ravel(). Pass a 1-D y of shape (n_samples,) to silence this.",
-            DataConversionWarning,
-            stacklevel=3,
-        )
-        values = values[:, 0]
+    values = column_to_1d(values)
     if values.ndim != 1:
         raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
     if values.shape[0] == 0:
