@@ -139,7 +139,7 @@ def test_cross_val_score_and_grid_search_with_routing(toy_frame):
         refit_score = search.score(X, data.y, covariates=covariates)
     population = _population_cv(frame, data.y, cv)
     # The toy's coefficients change sign with u: personalization must beat one model
-    # clearly on held-out folds (measured: R^2 about 0.8 against 0.2).
+    # clearly on held-out folds (measured: R^2 0.75 against -0.02; gamma 0.01 gives 0.39).
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
     assert scores.mean() > population + 0.2
     # gamma=0.01 leaves the codes nearly free of the covariates: new samples get
@@ -153,10 +153,11 @@ def test_grid_search_chooses_the_informative_covariate(toy_frame):
     """Without routing: covariate_columns is a parameter like any other."""
     data, frame = toy_frame
     est = PersonalizedRegression(covariate_columns=["u"], random_state=0, max_steps=1500)
-    cv = KFold(3, shuffle=True, random_state=1)
+    cv = KFold(2, shuffle=True, random_state=1)
     search = GridSearchCV(est, {"covariate_columns": [["noise"], ["u"]]}, cv=cv)
     search.fit(frame, data.y)
     assert search.best_params_ == {"covariate_columns": ["u"]}
+    # Measured: mean held-out R^2 0.60 with u against 0.01 with the noise column.
     scores = search.cv_results_["mean_test_score"]
     assert scores[1] > scores[0] + 0.2
 
