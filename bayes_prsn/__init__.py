@@ -8,11 +8,12 @@ __version__ = "0.1.0"
 
 from .estimator import NotFittedError, PersonalizedClassifier, PersonalizedRegression
 from .persistence import ModelFileError, load
-from .svi import ConvergenceWarning
+from .svi import ConvergenceWarning, NumericalWarning
 
 __all__ = [
     "ConvergenceWarning",
     "ModelFileError",
+    "NumericalWarning",
     "NotFittedError",
     "PersonalizedClassifier",
     "PersonalizedRegression",

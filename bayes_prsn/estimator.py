@@ -10,6 +10,7 @@ reported in the user's original units.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from typing import NamedTuple
 
@@ -47,6 +48,18 @@ RHAT_LIMIT = 1.01
 ESS_PER_CHAIN = 100
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
+
+
+#: ``sample_posterior`` refuses to start when its draws would need more than this share
+#: of the machine's memory (unless ``max_memory_gb`` says otherwise).
+MEMORY_FRACTION = 0.5
+
+
+def _physical_memory_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 16.0
 
 
 class _Problem(NamedTuple):
@@ -247,10 +260,37 @@ class _PersonalizedBase(BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        Ctrl-C (``KeyboardInterrupt``) during ``fit`` leaves the estimator
+        unfitted, with a warning, and passes the interrupt on; a non-finite
+        loss restarts the optimisation from its last finite state with
+        smaller steps (:class:`~bayes_prsn.NumericalWarning`) or stops with
+        ``FloatingPointError``; non-finite coefficients are never returned.
+        The same ``random_state`` gives bit-identical results on the same
+        machine and software versions (see the README for what can differ
+        across machines).
         """
         # A failed refit must not leave the attributes of an earlier fit behind.
+        self._forget_fit()
+        try:
+            return self._fit(X, y, covariates)
+        except KeyboardInterrupt:
+            # Ctrl-C: nothing half-fitted stays behind; the interrupt goes on to the caller.
+            self._forget_fit()
+            warnings.warn(
+                f"fit was interrupted; this {type(self).__name__} is not fitted.",
+                UserWarning,
+                stacklevel=2,
+            )
+            raise
+
+    def _forget_fit(self) -> None:
         for name in ("coef_", "idata_", "posterior_diagnostics_", "_posterior_embedding"):
             self.__dict__.pop(name, None)
+
+    def _fit(self, X, y, covariates):
         problem = self._setup(X, y, covariates)
         data, settings, init = problem.data, problem.settings, problem.init
         population, key, rng = problem.population, problem.key, problem.rng
@@ -574,6 +614,8 @@ class _PersonalizedBase(BaseEstimator):
         num_chains: int = 4,
         random_state: int | None = None,
         progress_bar: bool | None = None,
+        thinning: int = 1,
+        max_memory_gb: float | None = None,
         **options,
     ):
         r"""Draw from the posterior of every sample's model; sets and returns ``idata_``.
@@ -616,6 +658,12 @@ class _PersonalizedBase(BaseEstimator):
             Seed of the sampler; ``None`` derives one from the estimator's.
         progress_bar : bool or None
             Show progress; ``None`` follows the estimator's ``progress_bar``.
+        thinning : int, default 1
+            Keep every ``thinning``-th NUTS draw (saves memory for large N).
+        max_memory_gb : float or None
+            Refuse to start when the draws and their ArviZ conversion would
+            need more memory than this (estimated before sampling; default
+            half of the machine's memory, see :data:`MEMORY_FRACTION`).
         **options
             Passed to the back-end (:func:`bayes_prsn.posterior.run_nuts`,
             ``run_laplace`` or ``run_vi``), e.g. ``target_accept_prob``,
@@ -652,6 +700,13 @@ class _PersonalizedBase(BaseEstimator):
         for name, value in (("num_samples", num_samples), ("num_warmup", num_warmup)):
             _check_positive(value, name, integer=True)
         _check_positive(num_chains, "num_chains", integer=True)
+        _check_positive(thinning, "thinning", integer=True)
+        if method == "nuts":
+            options["thinning"] = thinning
+            total_draws = num_chains * -(-num_samples // thinning)
+        else:
+            total_draws = num_samples
+        self._check_memory(total_draws, max_memory_gb)
         if progress_bar is None:
             progress_bar = bool(self.progress_bar)
         if random_state is None:
@@ -729,6 +784,35 @@ class _PersonalizedBase(BaseEstimator):
         self.posterior_gamma_ = gamma
         self.posterior_diagnostics_ = self._diagnose(draws)
         return idata
+
+    def posterior_memory_gb(self, total_draws: int) -> float:
+        """Estimated memory (GB) of ``total_draws`` posterior draws and their ArviZ data.
+
+        Counts the code and covariate-weight draws (float32) and the ArviZ
+        groups with one value per draw and sample: ``coef``, ``intercept``,
+        ``log_likelihood`` and ``posterior_predictive`` (float64).
+        """
+        self._check_fitted()
+        n_samples = len(self._sample_index)
+        per_draw = 4 * (n_samples * self.rank + len(self.covariate_weights_))
+        per_draw += 8 * n_samples * (self.n_predictors_ + 3)
+        return float(total_draws) * per_draw / 1e9
+
+    def _check_memory(self, total_draws: int, max_memory_gb) -> None:
+        if max_memory_gb is None:
+            limit = MEMORY_FRACTION * _physical_memory_gb()
+        else:
+            _check_positive(max_memory_gb, "max_memory_gb")
+            limit = float(max_memory_gb)
+        need = self.posterior_memory_gb(total_draws)
+        if need > limit:
+            raise MemoryError(
+                f"sample_posterior would need about {need:.2f} GB for {total_draws} draws of "
+                f"{len(self._sample_index)} samples' models, more than the limit of "
+                f"{limit:.2f} GB. Draw fewer (num_samples, num_chains), keep every k-th NUTS "
+                "draw (thinning=k), use method='vi' or 'laplace' with fewer draws, or raise "
+                "max_memory_gb."
+            )
 
     def _posterior_target(self):
         """Model arguments of the sampled target, its gaussian noise scale and gamma."""

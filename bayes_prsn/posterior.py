@@ -149,6 +149,7 @@ def run_nuts(
     dense_mass_sites: tuple = ("covariate_weights",),
     init_jitter: float = 0.05,
     separate_shift: bool = True,
+    thinning: int = 1,
     progress_bar: bool = False,
 ) -> PosteriorDraws:
     """NUTS over the sites not in ``fixed_values``, every chain started near the MAP.
@@ -219,6 +220,7 @@ def run_nuts(
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method=chain_method,
+        thinning=thinning,
         progress_bar=progress_bar,
     )
     key_init, key_run = jax.random.split(rng_key)

@@ -20,7 +20,11 @@ from numpyro.infer.autoguide import AutoDelta
 
 from .models import personalized_regression
 
-__all__ = ["SVIResult", "run_svi", "ConvergenceWarning"]
+__all__ = ["SVIResult", "run_svi", "ConvergenceWarning", "NumericalWarning"]
+
+
+class NumericalWarning(RuntimeWarning):
+    """A non-finite loss was met during SVI and the optimisation restarted with smaller steps."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -99,6 +103,7 @@ def run_svi(
     progress_bar: bool = False,
     description: str = "MAP (SVI)",
     warn: bool = True,
+    max_restarts: int = 3,
 ) -> SVIResult:
     """MAP of :func:`bayes_prsn.models.personalized_regression` through SVI.
 
@@ -125,18 +130,27 @@ def run_svi(
         Show a tqdm progress bar (labelled ``description``).
     warn : bool
         Warn (:class:`ConvergenceWarning`) when the step cap is hit.
+    max_restarts : int
+        When a step gives a non-finite loss or parameters, the chunk is
+        discarded, the optimisation restarts from the last finite state with
+        a step size 4 times smaller (:class:`NumericalWarning` names the
+        step); after ``max_restarts`` such restarts it stops with an error.
 
     Raises
     ------
     FloatingPointError
-        If the loss is not finite at the starting point or stays non-finite.
+        If the loss is not finite at the starting point, or still not finite
+        after ``max_restarts`` restarts. Non-finite estimates are never
+        returned.
+    KeyboardInterrupt
+        Ctrl-C is passed on after the progress bar is closed; nothing is returned.
     """
     kwargs = {k: (jnp.asarray(v) if v is not None else None) for k, v in model_kwargs.items()}
     # The guide remembers the shapes it was first set up with, so shapes are part of the key.
     shapes = tuple(sorted((k, None if v is None else tuple(v.shape)) for k, v in kwargs.items()))
-    svi, init, run_chunk = _compiled(
-        (family, rank, prior, offset), shapes, float(step_size), int(chunk_size)
-    )
+    static = (family, rank, prior, offset)
+    chunk_size = int(chunk_size)
+    svi, init, run_chunk = _compiled(static, shapes, float(step_size), chunk_size)
     init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
     min_steps = min(min_steps, max_steps)
     state, initial_loss = init(rng_key, init_params, kwargs)
@@ -152,19 +166,38 @@ def run_svi(
 
         bar = tqdm(total=max_steps, desc=description, unit="step")
     losses, previous, calm, converged = [], None, 0, False
+    restarts, good_state = 0, state
     try:
         while len(losses) * chunk_size < max_steps:
             state, chunk_losses = run_chunk(state, kwargs)
             chunk_losses = np.asarray(chunk_losses)
-            losses.append(chunk_losses)
-            finite = chunk_losses[np.isfinite(chunk_losses)]
-            if finite.size == 0:
-                raise FloatingPointError(
-                    f"the loss was not finite for {chunk_size} steps in a row (steps "
-                    f"{(len(losses) - 1) * chunk_size} to {len(losses) * chunk_size}); "
-                    "try a smaller step_size or check the data for extreme values."
+            finite_params = all(
+                bool(jnp.all(jnp.isfinite(value))) for value in svi.get_params(state).values()
+            )
+            if not (np.all(np.isfinite(chunk_losses)) and finite_params):
+                bad = np.flatnonzero(~np.isfinite(chunk_losses))
+                step = len(losses) * chunk_size + (int(bad[0]) + 1 if bad.size else chunk_size)
+                if restarts >= max_restarts:
+                    raise FloatingPointError(
+                        f"the loss was not finite at step {step}, after {restarts} restart(s) "
+                        f"with smaller steps (step_size now {step_size:g}); check the data for "
+                        "extreme values (rescale y, remove outliers) or lower step_size."
+                    )
+                restarts += 1
+                step_size = step_size / 4
+                warnings.warn(
+                    f"the loss was not finite at step {step}; restarting from the last finite "
+                    f"state (step {len(losses) * chunk_size}) with step_size {step_size:g}.",
+                    NumericalWarning,
+                    stacklevel=2,
                 )
-            current = float(finite.mean())
+                svi, init, run_chunk = _compiled(static, shapes, float(step_size), chunk_size)
+                init(rng_key, init_params, kwargs)  # sets up the new SVI object; state unused
+                state = good_state
+                continue
+            good_state = state
+            losses.append(chunk_losses)
+            current = float(chunk_losses.mean())
             if bar is not None:
                 bar.update(chunk_size)
                 bar.set_postfix(loss=f"{current:.4g}")
