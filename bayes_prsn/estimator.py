@@ -46,6 +46,8 @@ RANDOM_PAIR_WEIGHT = 0.02
 RHAT_LIMIT = 1.01
 #: ... or below this bulk or tail ESS per chain, or after any divergence.
 ESS_PER_CHAIN = 100
+#: The pair list is padded to a multiple of this many pairs (see ``_pad_pairs``).
+PAIR_BUCKET = 256
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
 
@@ -395,11 +397,14 @@ class _PersonalizedBase(BaseEstimator):
         key = jax.random.PRNGKey(int(rng.integers(2**31 - 1)))
         init = self._population_start(population, encoded, pairs, distances, rng)
 
+        pairs, distances, weights = _pad_pairs(
+            pairs, distances, np.where(is_random, RANDOM_PAIR_WEIGHT, 1.0)
+        )
         data = {
             "X": design,
             "pairs": pairs,
             "pair_distances": distances,
-            "pair_weights": np.where(is_random, RANDOM_PAIR_WEIGHT, 1.0),
+            "pair_weights": weights,
             "y": target,
         }
         settings = {
@@ -1124,6 +1129,24 @@ class _PersonalizedBase(BaseEstimator):
         coef, intercept = self._predict_theta(covariates)
         self._check_rows(X, coef.shape[0])
         return np.sum(X * coef, axis=1) + intercept
+
+
+def _pad_pairs(pairs: np.ndarray, distances: np.ndarray, weights: np.ndarray):
+    """Pad the pair list to a multiple of :data:`PAIR_BUCKET` with weight-0 copies of pair 0.
+
+    The number of distinct pairs varies with the data; padding lets fits of
+    the same size (cross-validation folds, grid searches) reuse the compiled
+    optimisation instead of compiling again. A weight-0 pair adds nothing to
+    the potential or its gradient.
+    """
+    extra = -len(pairs) % PAIR_BUCKET
+    if extra == 0:
+        return pairs, distances, weights
+    return (
+        np.concatenate([pairs, np.repeat(pairs[:1], extra, axis=0)]),
+        np.concatenate([distances, np.repeat(distances[:1], extra, axis=0)]),
+        np.concatenate([weights, np.zeros(extra)]),
+    )
 
 
 def _sample_index(n_samples: int, *candidates) -> list:
