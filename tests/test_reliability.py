@@ -217,3 +217,52 @@ def test_poisson_counts_up_to_1e5(base):
     est = _fit(base.X, y, base.covariates, family="poisson")
     assert np.all(np.isfinite(est.coef_))
     assert np.median(np.abs(est.coef_[:, 0] - 3.5)) < 0.5
+
+
+def test_interrupted_sample_posterior_leaves_the_estimator_as_it_was(framed, monkeypatch):
+    data, X, covariates = framed
+    est = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
+    est.sample_posterior("laplace", num_samples=20, random_state=0)
+    before = est.idata_
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bayes_prsn.posterior.run_laplace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.sample_posterior("laplace", num_samples=20, random_state=1)
+    assert est.idata_ is before and est.posterior_method_ == "laplace"
+
+
+class _Payload:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_loading_never_runs_code(fitted_toy, tmp_path):
+    import hashlib
+    import io
+    import json
+
+    path = fitted_toy.save(tmp_path / "model.bprsn")
+    marker = tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["arrays/coef_.npy"] = buffer.getvalue()
+    metadata = json.loads(members["metadata.json"])
+    metadata["checksums"]["arrays/coef_.npy"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    members["metadata.json"] = json.dumps(metadata).encode()
+    evil = tmp_path / "evil.bprsn"
+    with zipfile.ZipFile(evil, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(bayes_prsn.ModelFileError, match="array coef_ cannot be read"):
+        bayes_prsn.load(evil)
+    assert not marker.exists()
