@@ -154,12 +154,27 @@ def coefficient_table(estimator, prob: float = 0.9) -> pd.DataFrame:
     return table
 
 
-def summary_text(estimator, *, seconds: float | None = None, data_name: str = "") -> str:
-    """A plain-text summary of a fit (and its posterior)."""
+def summary_text(
+    estimator,
+    *,
+    seconds: float | None = None,
+    data_name: str = "",
+    importance: pd.DataFrame | None = None,
+    clusters=None,
+) -> str:
+    """A plain-text summary of a fit (and its posterior).
+
+    ``importance`` and ``clusters`` (from :mod:`bayes_prsn.analysis`) are
+    computed when not given.
+    """
     from . import analysis
 
+    if importance is None:
+        importance = analysis.covariate_importance(estimator)
+    if clusters is None:
+        clusters = analysis.cluster(estimator)
     names = [str(name) for name in estimator._feature_labels()]
-    coef = pd.DataFrame(estimator.coef_, columns=names)
+    models = pd.DataFrame(estimator.coef_, columns=names).assign(intercept=estimator.intercept_)
     lines = [
         f"bayes_prsn {type(estimator).__name__} (family {estimator.family_})"
         + (f" on {data_name}" if data_name else ""),
@@ -178,23 +193,17 @@ def summary_text(estimator, *, seconds: float | None = None, data_name: str = ""
     table = pd.DataFrame(
         {
             "population": np.append(estimator.population_coef_, estimator.population_intercept_),
-            "mean": np.append(coef.mean().to_numpy(), estimator.intercept_.mean()),
-            "sd": np.append(coef.std().to_numpy(), estimator.intercept_.std()),
-            "5%": np.append(
-                coef.quantile(0.05).to_numpy(), np.quantile(estimator.intercept_, 0.05)
-            ),
-            "95%": np.append(
-                coef.quantile(0.95).to_numpy(), np.quantile(estimator.intercept_, 0.95)
-            ),
-        },
-        index=names + ["intercept"],
+            "mean": models.mean(),
+            "sd": models.std(),
+            "5%": models.quantile(0.05),
+            "95%": models.quantile(0.95),
+        }
     )
     lines.append(table.to_string(float_format=lambda v: f"{v:.4g}"))
     lines.append("")
     lines.append("which covariates matter (learned metric weight; share of model variance)")
-    importance = analysis.covariate_importance(estimator).dropna(axis=1, how="all")
-    lines.append(importance.to_string(float_format=lambda v: f"{v:.3g}"))
-    clusters = analysis.cluster(estimator)
+    shown = importance.dropna(axis=1, how="all")
+    lines.append(shown.to_string(float_format=lambda v: f"{v:.3g}"))
     lines.append("")
     lines.append(
         f"clusters of the per-sample models (chosen by BIC): {clusters.n_clusters}, sizes "
@@ -217,8 +226,14 @@ def summary_text(estimator, *, seconds: float | None = None, data_name: str = ""
     return "\n".join(lines) + "\n"
 
 
-def write_plots(estimator, out: Path) -> list[Path]:
-    """The standard plots as PNG files in ``out``."""
+def write_plots(
+    estimator, out: Path, *, importance: pd.DataFrame | None = None, clusters=None
+) -> list[Path]:
+    """The standard plots as PNG files in ``out``.
+
+    Coefficients and the embedding are shown against the most important
+    covariate; ``importance`` and ``clusters`` are computed when not given.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,20 +249,20 @@ def write_plots(estimator, out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
 
-    covariate = list(estimator.covariate_names_used_)[0]
+    if importance is None:
+        importance = analysis.covariate_importance(estimator)
+    if clusters is None:
+        clusters = analysis.cluster(estimator)
+    covariate = importance.index[0]
     n_features = len(estimator._feature_labels())
     fig, axes = plt.subplots(1, n_features, figsize=(4.5 * n_features, 3.8), squeeze=False)
     for j, ax in enumerate(axes[0]):
         plots.plot_coefficient_vs_covariate(estimator, j, covariate, ax=ax)
     save(fig, "coefficients.png")
     save(plots.plot_coefficients(estimator)[0], "forest.png")
-    clusters = analysis.cluster(estimator)
     save(analysis.plot_clusters(estimator, clusters)[0], "clusters.png")
     save(analysis.plot_embedding(estimator, color_by=covariate)[0], "embedding.png")
-    save(
-        analysis.plot_covariate_importance(analysis.covariate_importance(estimator))[0],
-        "covariate_importance.png",
-    )
+    save(analysis.plot_covariate_importance(importance)[0], "covariate_importance.png")
     if estimator.__dict__.get("posterior_method_") == "nuts":
         save(plots.plot_trace(estimator)[0], "trace.png")
     if "idata_" in estimator.__dict__:
@@ -256,7 +271,13 @@ def write_plots(estimator, out: Path) -> list[Path]:
 
 
 def run_fit(args, frame: pd.DataFrame | None = None) -> int:
-    from . import ConvergenceWarning, _arviz
+    fit_and_write(args, frame)
+    return 0
+
+
+def fit_and_write(args, frame: pd.DataFrame | None = None):
+    """``bayes-prsn fit``: fit, optionally sample, write every output; returns the estimator."""
+    from . import ConvergenceWarning, _arviz, analysis
 
     if frame is None:
         frame = read_table(args.data, index_col=args.index_col)
@@ -288,9 +309,16 @@ def run_fit(args, frame: pd.DataFrame | None = None) -> int:
     estimator.save(out / MODEL_FILE)
     if "idata_" in estimator.__dict__:
         _arviz.to_netcdf(estimator.idata_, out / "posterior.nc")
-    (out / "summary.txt").write_text(
-        summary_text(estimator, seconds=seconds, data_name=str(args.data))
+    importance = analysis.covariate_importance(estimator)
+    clusters = analysis.cluster(estimator)
+    summary = summary_text(
+        estimator,
+        seconds=seconds,
+        data_name=str(args.data),
+        importance=importance,
+        clusters=clusters,
     )
+    (out / "summary.txt").write_text(summary)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -300,11 +328,11 @@ def run_fit(args, frame: pd.DataFrame | None = None) -> int:
             file=sys.stderr,
         )
     else:
-        write_plots(estimator, out)
+        write_plots(estimator, out, importance=importance, clusters=clusters)
     if not args.quiet:
-        print((out / "summary.txt").read_text())
+        print(summary)
         print(f"wrote {sorted(p.name for p in out.iterdir())} to {out}/")
-    return 0
+    return estimator
 
 
 def run_predict(args) -> int:
@@ -378,10 +406,7 @@ def run_demo(args) -> int:
     args.covariates = ",".join(data.covariates.columns)
     args.predictors = None
     args.index_col = None
-    code = run_fit(args, read_table(args.data))
-    from .persistence import load
-
-    estimator = load(out / MODEL_FILE)
+    estimator = fit_and_write(args, read_table(args.data))
     mse = float(np.mean((estimator.coef_ - data.coef) ** 2))
     population = float(np.mean((estimator.population_coef_ - data.coef) ** 2))
     message = (
@@ -391,7 +416,7 @@ def run_demo(args) -> int:
     with open(out / "summary.txt", "a") as handle:
         handle.write("\n" + message + "\n")
     _say(args, message)
-    return code
+    return 0
 
 
 def _add_model_options(parser) -> None:
