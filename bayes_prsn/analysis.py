@@ -77,6 +77,12 @@ def model_matrix(estimator, *, standardize: bool = False) -> pd.DataFrame:
         The MAP coefficients (the posterior means when a posterior exists),
         indexed by the training samples' labels.
     """
+    frame = _models(estimator)[0]
+    return _standardize(frame) if standardize else frame
+
+
+def _models(estimator):
+    """:func:`model_matrix` (unstandardised) and the draws it averages (None if none)."""
     estimator._check_fitted()
     draws = _draws(estimator)
     if draws is not None:
@@ -86,9 +92,7 @@ def model_matrix(estimator, *, standardize: bool = False) -> pd.DataFrame:
         if estimator.fit_intercept:
             values = np.column_stack([values, estimator.intercept_])
     frame = pd.DataFrame(values, index=_labels(estimator), columns=_columns(estimator))
-    if standardize:
-        frame = _standardize(frame)
-    return frame
+    return frame, draws
 
 
 def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -207,7 +211,8 @@ def cluster(
     from sklearn.mixture import GaussianMixture
 
     prob = check_prob(prob)
-    matrix = model_matrix(estimator, standardize=True)
+    models, draws = _models(estimator)
+    matrix = _standardize(models)
     n_samples = matrix.shape[0]
     if n_clusters != "auto" and (
         isinstance(n_clusters, bool)
@@ -227,15 +232,15 @@ def cluster(
         if n_clusters == "auto"
         else [int(n_clusters)]
     )
-    models, bic = {}, {}
+    mixtures, bic = {}, {}
     for k in candidates:
         mixture = GaussianMixture(
             k, covariance_type="full", n_init=3, reg_covar=1e-3, random_state=random_state
         ).fit(points)
-        models[k], bic[k] = mixture, mixture.bic(points)
+        mixtures[k], bic[k] = mixture, mixture.bic(points)
     bic = pd.Series(bic, name="bic").rename_axis("n_clusters")
     chosen = int(min(k for k in bic.index if bic[k] <= bic.min() + BIC_MARGIN))
-    raw = models[chosen].predict(points)
+    raw = mixtures[chosen].predict(points)
     order = np.argsort(-np.bincount(raw, minlength=chosen), kind="stable")
     labels = np.empty_like(raw)
     for new, old in enumerate(order):
@@ -245,15 +250,13 @@ def cluster(
         labels,
         chosen,
         bic,
-        _group_profiles(estimator, labels.to_numpy(), prob),
+        _group_profiles(models, draws, labels.to_numpy(), prob),
         _separation(estimator, labels.to_numpy()),
     )
 
 
-def _group_profiles(estimator, groups: np.ndarray, prob: float) -> pd.DataFrame:
+def _group_profiles(matrix: pd.DataFrame, draws, groups: np.ndarray, prob: float) -> pd.DataFrame:
     """Mean, spread and credible interval of the mean coefficient of every group."""
-    matrix = model_matrix(estimator)
-    draws = _draws(estimator)
     rows = []
     for group in pd.unique(groups):
         members = groups == group
@@ -387,7 +390,7 @@ def zoom(
         of all samples' models.
     """
     prob = check_prob(prob)
-    matrix = model_matrix(estimator)
+    matrix, draws = _models(estimator)
     columns = list(matrix.columns)
     if isinstance(feature, int | np.integer) and not isinstance(feature, bool):
         if not 0 <= feature < len(columns):
@@ -398,7 +401,6 @@ def zoom(
     else:
         raise ValueError(f"unknown feature {feature!r}; choose from {columns}.")
     values = matrix.to_numpy()[:, column]
-    draws = _draws(estimator)
     draws = None if draws is None else draws[:, :, column]
     frame = estimator._covariates_frame
     if by is None:
