@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
@@ -28,7 +27,9 @@ from .preprocessing import (
     Standardizer,
     build_neighbour_pairs,
     check_array,
+    check_dense,
     check_response,
+    check_two_dimensional,
     neighbour_space,
     pair_distances,
 )
@@ -179,22 +180,11 @@ class _PersonalizedBase(BaseEstimator):
                 "covariates were passed although covariate_columns is set; either pass "
                 "covariates=... or name the covariate columns of X, not both."
             )
-        if X is None:
-            raise ValueError("X is required but None was given.")
-        if scipy.sparse.issparse(X):
-            raise TypeError(
-                "X is a sparse matrix; sparse input is not supported. Pass a dense array "
-                "(X.toarray())."
-            )
+        check_dense(X, "X")
         frame = X if isinstance(X, pd.DataFrame) else None
         if frame is None:
             values = np.asarray(X)
-            if values.ndim != 2:
-                raise ValueError(
-                    f"X must be 2-D with shape (n_samples, n_features); got {values.ndim} dims. "
-                    "Reshape your data: X.reshape(-1, 1) for a single feature or "
-                    "X.reshape(1, -1) for a single sample."
-                )
+            check_two_dimensional(values, "X")
             width = values.shape[1]
         else:
             width = frame.shape[1]
@@ -359,12 +349,9 @@ class _PersonalizedBase(BaseEstimator):
             )
         encoder = CovariateEncoder().fit(covariates, n_samples=n_samples)
         self.family_ = family
+        # Columns of X as passed (predictors, plus covariates named by covariate_columns).
         self.n_features_in_ = (
-            X.shape[1]
-            if self.covariate_columns is None
-            else (
-                X_full.shape[1] if isinstance(X_full, pd.DataFrame) else np.asarray(X_full).shape[1]
-            )
+            X_full.shape[1] if isinstance(X_full, pd.DataFrame) else np.asarray(X_full).shape[1]
         )
         self.__dict__.pop("feature_names_in_", None)
         if isinstance(X_full, pd.DataFrame) and all(isinstance(c, str) for c in X_full.columns):

@@ -42,13 +42,8 @@ __all__ = [
 ]
 
 
-def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """Return ``X`` as a finite 2-D float array and its column names.
-
-    Raises ``ValueError`` or ``TypeError`` naming ``name`` when the input is
-    empty, not numeric, not 2-D, contains NaN or inf, or has a different
-    number of rows than ``n_samples``.
-    """
+def check_dense(X, name: str) -> None:
+    """Reject a missing (None) or sparse ``X`` with an error naming ``name``."""
     if X is None:
         raise ValueError(f"{name} is required but None was given.")
     if scipy.sparse.issparse(X):
@@ -56,6 +51,28 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
             f"{name} is a sparse matrix; sparse input is not supported. Pass a dense array "
             f"({name}.toarray())."
         )
+
+
+def check_two_dimensional(values: np.ndarray, name: str) -> None:
+    """Reject an array that is not 2-D (n_samples, n_features), saying how to reshape it."""
+    if values.ndim == 1:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, n_features); got a 1-D array. "
+            "Reshape your data: X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for "
+            "a single sample."
+        )
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got an array with {values.ndim} dimensions.")
+
+
+def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Return ``X`` as a finite 2-D float array and its column names.
+
+    Raises ``ValueError`` or ``TypeError`` naming ``name`` when the input is
+    empty, not numeric, not 2-D, contains NaN or inf, or has a different
+    number of rows than ``n_samples``.
+    """
+    check_dense(X, name)
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
         bad = [
@@ -79,14 +96,7 @@ def check_array(X, name: str, *, n_samples: int | None = None) -> tuple[np.ndarr
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a numeric array: {err}") from err
         names = None
-    if values.ndim == 1:
-        raise ValueError(
-            f"{name} must be 2-D with shape (n_samples, n_features); got a 1-D array. "
-            "Reshape your data: X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for "
-            "a single sample."
-        )
-    if values.ndim != 2:
-        raise ValueError(f"{name} must be 2-D; got an array with {values.ndim} dimensions.")
+    check_two_dimensional(values, name)
     if values.shape[0] == 0:
         raise ValueError(
             f"{name} is empty: 0 sample(s) (shape={values.shape}) while a minimum of 1 is required."
