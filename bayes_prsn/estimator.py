@@ -19,9 +19,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from .models import FAMILIES, PRIORS
+from .models import FAMILIES, PRIORS, encode_covariates
 from .population import fit_population_glm, mean_function
-from .predict import PREDICT_METHODS, neighbour_search, predict_embedding, predict_neighbors
+from .predict import (
+    PREDICT_METHODS,
+    nearest_training,
+    neighbour_search,
+    predict_embedding,
+    predict_neighbors,
+)
 from .preprocessing import (
     CovariateEncoder,
     Standardizer,
@@ -39,6 +45,10 @@ __all__ = ["PersonalizedRegression", "PersonalizedClassifier", "NotFittedError"]
 
 #: Noise scales (in units of the standardised response) tried by ``noise_scale="auto"``.
 NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
+#: Used when the population GLM beats every candidate on the held-out samples:
+#: noise scale (gaussian, standardised units) and likelihood power (other families).
+FALLBACK_NOISE_SCALE = 4.0
+FALLBACK_LIKELIHOOD_SCALE = 1.0 / 16.0
 #: Random (far) pairs per sample added to the neighbour graph.
 RANDOM_PAIRS = 5
 #: Weight of a random pair's term in the potential (neighbour pairs weigh 1).
@@ -51,6 +61,10 @@ ESS_PER_CHAIN = 100
 PAIR_BUCKET = 256
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
+#: Prior scale of each code's residual from the covariate encoder's output.
+CODE_RESIDUAL_SCALE = 0.1
+#: Sample sites of the covariate encoder, in the order ``encode_covariates`` takes them.
+ENCODER_SITES = ("encoder_in", "encoder_bias", "encoder_out")
 
 
 #: ``sample_posterior`` refuses to start when its draws would need more than this share
@@ -116,13 +130,14 @@ class _PersonalizedBase(BaseEstimator):
         *,
         rank: int = 3,
         n_neighbors: int = 25,
-        gamma: float = 10.0,
+        gamma: float = 0.1,
         prior: str = "normal",
         prior_scale: float = 10.0,
         covariate_weight_scale: float = 10.0,
         noise_scale: float | str = "auto",
         fit_intercept: bool = True,
         offset: bool = True,
+        encoder_width: int = 16,
         predict_method: str = "neighbors",
         validation_fraction: float = 0.2,
         step_size: float = 0.02,
@@ -131,6 +146,7 @@ class _PersonalizedBase(BaseEstimator):
         progress_bar: bool = False,
         random_state: int | None = None,
         covariate_columns: list | str | None = None,
+        devices: int | str | None = None,
     ):
         _store_parameters(self, locals())
 
@@ -155,6 +171,11 @@ class _PersonalizedBase(BaseEstimator):
         _check_positive(self.rank, "rank", integer=True)
         _check_positive(self.n_neighbors, "n_neighbors", integer=True)
         _check_positive(self.max_steps, "max_steps", integer=True)
+        width = self.encoder_width
+        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 0:
+            raise ValueError(
+                f"encoder_width must be an integer >= 0 (0 for no encoder); got {width!r}."
+            )
         for name in ("gamma", "prior_scale", "covariate_weight_scale", "step_size", "tol"):
             _check_positive(getattr(self, name), name)
         _check_positive(self.noise_scale, "noise_scale", allow=("auto",))
@@ -296,7 +317,12 @@ class _PersonalizedBase(BaseEstimator):
         self.n_steps_ = result.num_steps
         self.converged_ = result.converged
         self.covariate_weights_ = np.asarray(params["covariate_weights"], dtype=float)
-        self.embedding_ = np.asarray(params["embedding"], dtype=float)
+        self.embedding_ = _codes(params, data)
+        self._encoder_params = (
+            tuple(np.asarray(params[name], dtype=float) for name in ENCODER_SITES)
+            if self.encoder_width
+            else None
+        )
         self._dictionary_internal = np.asarray(params["dictionary"], dtype=float)
         shared = params["offset"] if self.offset else np.zeros(design.shape[1])
         self._offset_internal = np.asarray(shared, dtype=float)
@@ -318,8 +344,9 @@ class _PersonalizedBase(BaseEstimator):
         self._theta_internal = theta
         self._search = None
         self._neighbour_search()
-        # Kept for sample_posterior: the data and settings of the MAP target.
-        self._train_data = data
+        # Kept for sample_posterior: the data and settings of the MAP target
+        # (the encoder's input is rebuilt from the training covariates).
+        self._train_data = {k: v for k, v in data.items() if k != "covariate_features"}
         self._fit_settings = settings
         self._train_X, self._train_y = problem.X, problem.y
         self._sample_index = problem.sample_index
@@ -390,6 +417,7 @@ class _PersonalizedBase(BaseEstimator):
         data = {
             "X": design,
             "pairs": pairs,
+            **self._encoder_data(encoded),
             "pair_distances": distances,
             "pair_weights": weights,
             "y": target,
@@ -398,6 +426,7 @@ class _PersonalizedBase(BaseEstimator):
             "gamma": float(self.gamma),
             "prior_scale": float(self.prior_scale),
             "covariate_weight_scale": float(self.covariate_weight_scale),
+            **self._encoder_settings(),
         }
         frame = (
             covariates
@@ -420,6 +449,22 @@ class _PersonalizedBase(BaseEstimator):
 
     def _prepare_target(self, y):
         return y
+
+    def _encoder_data(self, encoded) -> dict:
+        if not self.encoder_width:
+            return {}
+        return {"covariate_features": _encoder_features(encoded)}
+
+    def _encoder_settings(self) -> dict:
+        return {"embedding_scale": CODE_RESIDUAL_SCALE if self.encoder_width else 1.0}
+
+    def _code_mean(self, encoded) -> np.ndarray | None:
+        """The encoder's output g(u) (internal code units) for these covariates."""
+        if self._encoder_params is None:
+            return None
+        return np.asarray(
+            encode_covariates(_encoder_features(encoded), *self._encoder_params), dtype=float
+        )
 
     def _population_penalty(self, n_columns: int) -> np.ndarray:
         """Ridge penalty of the population GLM: 1 per coefficient, none on the intercept."""
@@ -472,7 +517,6 @@ class _PersonalizedBase(BaseEstimator):
         )
         n_columns = population.shape[0]
         init = {
-            "embedding": codes,
             "dictionary": 1e-3 * rng.standard_normal((self.rank, n_columns)),
             "covariate_weights": np.full(distances.shape[1], max(weight, 1e-3)),
         }
@@ -482,11 +526,26 @@ class _PersonalizedBase(BaseEstimator):
             # Without an offset the population model must come from Q^T Z: put
             # it along a constant first code.
             codes[:, 0] = 1.0
-            init["embedding"] = codes
             init["dictionary"][0] = population
+        width = self.encoder_width
+        if width:
+            # Random hidden units and a zero output layer: the encoder starts at
+            # g = 0, so the codes are the residuals and every sample's model
+            # starts where it would without the encoder.
+            n_inputs = _encoder_features(encoded).shape[1]
+            init["encoder_in"] = 2.0 * rng.standard_normal((n_inputs, width)) / np.sqrt(n_inputs)
+            init["encoder_bias"] = 0.5 * rng.standard_normal(width)
+            init["encoder_out"] = np.zeros((width, self.rank))
+            init["code_residual"] = codes
+        else:
+            init["embedding"] = codes
         return init
 
     def _run(self, key, data, settings, init, *, warn, mask=None, description="MAP (SVI)"):
+        if mask is None:
+            # An all-true mask rather than none: the final fit then reuses the
+            # code compiled for the validation fits (same argument structure).
+            mask = np.ones(data["X"].shape[0], dtype=bool)
         kwargs = dict(data, **settings, likelihood_mask=mask)
         return run_svi(
             key,
@@ -496,23 +555,49 @@ class _PersonalizedBase(BaseEstimator):
             rank=self.rank,
             prior=self.prior,
             offset=self.offset,
+            encoder_width=self.encoder_width,
             step_size=self.step_size,
             max_steps=self.max_steps,
             tol=self.tol,
             progress_bar=self.progress_bar,
             description=description,
             warn=warn,
+            devices=self._devices(),
         )
+
+    def _devices(self):
+        """The JAX devices to shard the MAP over (None: one device)."""
+        if self.devices is None:
+            return None
+        import jax
+
+        available = jax.devices()
+        if self.devices == "all":
+            return available
+        count = self.devices
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise ValueError(
+                f"devices must be None, 'all' or a number of devices >= 1; got {count!r}."
+            )
+        if count > len(available):
+            raise ValueError(
+                f"devices={count} but JAX sees {len(available)} device(s) "
+                f"({available[0].platform}); lower devices, or on a CPU start Python with "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=N."
+            )
+        return available[:count]
 
     def _choose_smoothing(self, data, settings, init, population, key, rng) -> dict:
         """Choose the noise scale (gaussian) or likelihood power on held-out samples.
 
         A random ``validation_fraction`` of the samples is left out of the
-        likelihood; their codes follow from the distance-matching potential
-        alone, exactly as for new samples. Each candidate is scored by the
-        held-out predictive loss; the population GLM (fitted on the same
-        training part) is scored too, and a candidate must beat it to be
-        chosen over the strongest smoothing.
+        likelihood; their codes follow from the covariate encoder and the
+        distance-matching potential alone, as for new samples. Each candidate
+        is scored by the held-out predictive loss; the population GLM (fitted
+        on the same training part) is scored too. When no candidate beats it,
+        the fit uses a much stronger smoothing (``FALLBACK_NOISE_SCALE``,
+        ``FALLBACK_LIKELIHOOD_SCALE``), which keeps every model near the
+        population's.
         """
         family = self.family_
         fixed = {"likelihood_scale": 1.0}
@@ -543,7 +628,7 @@ class _PersonalizedBase(BaseEstimator):
             )
             params = result.params
             shared = params["offset"] if self.offset else 0.0
-            theta = shared + params["embedding"] @ params["dictionary"]
+            theta = shared + _codes(params, data) @ params["dictionary"]
             eta = np.sum(X[held_out] * theta[held_out], axis=1)
             scores.append(_predictive_loss(eta, y[held_out], family))
         train = ~held_out
@@ -556,6 +641,14 @@ class _PersonalizedBase(BaseEstimator):
         population_score = _predictive_loss(X[held_out] @ population_train, y[held_out], family)
         best = int(np.argmin(scores))
         if scores[best] >= population_score:
+            # No candidate beats one model for everyone: smooth so strongly
+            # that every sample's model stays at the population's.
+            fallback = (
+                dict(fixed, noise_scale=FALLBACK_NOISE_SCALE)
+                if family == "gaussian"
+                else {"noise_scale": None, "likelihood_scale": FALLBACK_LIKELIHOOD_SCALE}
+            )
+            candidates = [*candidates, fallback]
             best = len(candidates) - 1
         self.validation_scores_ = {
             "candidates": candidates,
@@ -816,12 +909,20 @@ class _PersonalizedBase(BaseEstimator):
             noise_scale = chosen
             scores = getattr(self, "validation_scores_", None)
             if self.noise_scale == "auto" and scores is not None:
-                noise_scale = float(np.sqrt(scores["scores"][scores["chosen"]]))
+                chosen_score = (
+                    scores["scores"][scores["chosen"]]
+                    if scores["chosen"] < len(scores["scores"])
+                    else scores["population"]  # the fallback: population-like fit
+                )
+                noise_scale = float(np.sqrt(chosen_score))
             gamma = gamma * (chosen / noise_scale) ** 2
         else:
             gamma = gamma / float(settings.get("likelihood_scale", 1.0))
         settings.update(gamma=gamma, noise_scale=noise_scale, likelihood_scale=1.0)
         kwargs = dict(self._train_data, **settings)
+        if self._encoder_params is not None:
+            # The codes are sampled given the fitted encoder, as given Q and phi.
+            kwargs["code_mean"] = self._code_mean(self._train_encoded)
         return kwargs, noise_scale, gamma
 
     def _diagnose(self, draws) -> dict:
@@ -1013,13 +1114,20 @@ class _PersonalizedBase(BaseEstimator):
         self._check_rows(X, encoded.n_samples)
         neighbours = nearest_training(encoded, self._neighbour_search(), self.covariate_weights_)
         codes = self._posterior_embedding.reshape(-1, *self._posterior_embedding.shape[2:])
+        # With an encoder a new code is the neighbours' mean code moved by the
+        # encoder's change from their covariates to the new ones.
+        correction = np.zeros((X.shape[0], codes.shape[2]))
+        if self._encoder_params is not None:
+            train_mean = self._code_mean(self._train_encoded)
+            correction = self._code_mean(encoded) - train_mean[neighbours].mean(axis=1)
         n_draws, n_new = codes.shape[0], X.shape[0]
         block = max(1, int(8e6 // (n_draws * neighbours.shape[1] * codes.shape[2])))
         eta = np.empty((n_draws, n_new))
         for start in range(0, n_new, block):
             rows = slice(start, start + block)
             theta = self._offset_internal + (
-                codes[:, neighbours[rows]].mean(axis=2) @ self._dictionary_internal
+                (codes[:, neighbours[rows]].mean(axis=2) + correction[rows])
+                @ self._dictionary_internal
             )
             coef, intercept = self._to_original_units(theta.reshape(-1, theta.shape[-1]))
             coef = coef.reshape(*theta.shape[:2], -1)
@@ -1062,7 +1170,14 @@ class _PersonalizedBase(BaseEstimator):
         self._check_fitted()
         encoded = self.encoder_.transform(covariates)
         search = self._neighbour_search()
-        if self.predict_method == "neighbors":
+        if self._encoder_params is not None and self.predict_method == "neighbors":
+            # The encoder's output at the new covariates plus the mean residual
+            # of the nearest training samples.
+            residual = self.embedding_ - self._code_mean(self._train_encoded)
+            index = nearest_training(encoded, search, self.covariate_weights_)
+            codes = self._code_mean(encoded) + residual[index].mean(axis=1)
+            theta = self._offset_internal + codes @ self._dictionary_internal
+        elif self.predict_method == "neighbors":
             theta = predict_neighbors(
                 encoded, search, self._theta_internal, self.covariate_weights_
             )
@@ -1078,6 +1193,8 @@ class _PersonalizedBase(BaseEstimator):
                 gamma=float(self.gamma),
                 prior=self.prior,
                 prior_scale=float(self.prior_scale),
+                code_mean=self._code_mean(encoded),
+                code_scale=float(self._fit_settings.get("embedding_scale", 1.0)),
             )
         return self._to_original_units(theta)
 
@@ -1116,6 +1233,20 @@ class _PersonalizedBase(BaseEstimator):
         coef, intercept = self._predict_theta(covariates)
         self._check_rows(X, coef.shape[0])
         return np.sum(X * coef, axis=1) + intercept
+
+
+def _encoder_features(encoded) -> np.ndarray:
+    """The encoder's input: numeric covariates (robust-scaled, missing at 0) and one-hot levels."""
+    return neighbour_space(encoded, np.ones(encoded.numeric.shape[1] + len(encoded.n_levels)))
+
+
+def _codes(params, data) -> np.ndarray:
+    """MAP codes Z from the SVI parameters (encoder output plus residual when encoded)."""
+    if "code_residual" not in params:
+        return np.asarray(params["embedding"], dtype=float)
+    weights = [params[name] for name in ENCODER_SITES]
+    mean = encode_covariates(data["covariate_features"], *weights)
+    return np.asarray(mean + params["code_residual"], dtype=float)
 
 
 def _pad_pairs(pairs: np.ndarray, distances: np.ndarray, weights: np.ndarray):
@@ -1172,8 +1303,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Rank :math:`K` of the sample codes.
     n_neighbors : int, default 25
         Neighbours per sample in the distance-matching graph.
-    gamma : float, default 10
-        Strength of the distance-matching potential.
+    gamma : float, default 0.1
+        Strength of the distance-matching potential. With the covariate
+        encoder on, the encoder carries most of the sharing between samples
+        and a weak potential works best (10 suits ``encoder_width=0``).
     prior : {"normal", "laplace"}, default "normal"
         Form of :math:`\psi`, the prior on each sample's deviation from the
         shared model.
@@ -1189,10 +1322,19 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Fit a per-sample intercept.
     offset : bool, default True
         Include the shared offset :math:`\bar\theta`.
+    encoder_width : int, default 16
+        Hidden units of the covariate encoder :math:`g` that gives each code
+        its prior mean, :math:`Z_i \sim N(g(u_i), 0.1^2 I)`: samples share the
+        smooth part of their models through :math:`g` and keep a small
+        residual of their own. 0 turns it off (:math:`Z_i \sim N(0, I)`, the
+        2019 model).
     predict_method : {"neighbors", "embedding"}, default "neighbors"
         How new samples get coefficients: the mean of the nearest training
         samples' coefficients under the learned metric, or the conditional MAP
-        of the new code under the distance-matching potential.
+        of the new code under the distance-matching potential. With the
+        encoder, ``"neighbors"`` takes the encoder's output at the new
+        covariates plus the mean residual code of the nearest training
+        samples, and ``"embedding"`` centres the code prior on that output.
     validation_fraction : float, default 0.2
         Share of samples held out to choose the amount of smoothing (0 turns
         the choice off).
@@ -1210,6 +1352,11 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         are the covariates and the others the predictors, so that the
         estimator works with any scikit-learn tool without routing. ``"all"``:
         every column of ``X`` is both a predictor and a covariate.
+    devices : int, "all" or None, default None
+        Shard the MAP optimisation over this many JAX devices (GPUs, or host
+        CPU devices) with :mod:`jax.sharding`: data parallel, the same code
+        and the same MAP as on one device up to floating-point order. None
+        uses one device.
 
     Attributes
     ----------
@@ -1305,12 +1452,13 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         *,
         rank: int = 3,
         n_neighbors: int = 25,
-        gamma: float = 10.0,
+        gamma: float = 0.1,
         prior: str = "normal",
         prior_scale: float = 10.0,
         covariate_weight_scale: float = 10.0,
         fit_intercept: bool = True,
         offset: bool = True,
+        encoder_width: int = 16,
         predict_method: str = "neighbors",
         validation_fraction: float = 0.2,
         step_size: float = 0.02,
@@ -1319,6 +1467,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         progress_bar: bool = False,
         random_state: int | None = None,
         covariate_columns: list | str | None = None,
+        devices: int | str | None = None,
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
         _store_parameters(self, locals())

@@ -155,6 +155,7 @@ def save(estimator, path) -> Path:
     Returns the path written. The file appears only once it is complete.
     """
     from . import __version__, _arviz
+    from .estimator import ENCODER_SITES
 
     estimator._check_fitted()
     path = Path(path)
@@ -175,6 +176,9 @@ def save(estimator, path) -> Path:
     for name in ("x_scaler_", "y_scaler_"):
         scaler = getattr(estimator, name)
         arrays[f"{name}.center"], arrays[f"{name}.scale"] = scaler.center, scaler.scale
+    if estimator._encoder_params is not None:
+        for site, value in zip(ENCODER_SITES, estimator._encoder_params, strict=True):
+            arrays[f"covariate_encoder.{site}"] = value
     encoded = estimator._train_encoded
     arrays["train_encoded.numeric"] = encoded.numeric
     arrays["train_encoded.categorical"] = encoded.categorical
@@ -312,7 +316,7 @@ def load(path, cls=None):
         newer format version, or holds another estimator class.
     """
     from . import _arviz
-    from .estimator import PersonalizedClassifier, PersonalizedRegression
+    from .estimator import ENCODER_SITES, PersonalizedClassifier, PersonalizedRegression
     from .preprocessing import CovariateEncoder, EncodedCovariates, Standardizer
 
     path = Path(path)
@@ -360,6 +364,11 @@ def load(path, cls=None):
             _array(members, "train_encoded.categorical", path),
             tuple(int(n) for n in metadata["n_levels"]),
         )
+        estimator._encoder_params = (
+            tuple(_array(members, f"covariate_encoder.{site}", path) for site in ENCODER_SITES)
+            if estimator.encoder_width
+            else None
+        )
         estimator._sample_index = list(metadata["sample_index"]["values"])
         frame_arrays = {}
         for member in members:
@@ -389,6 +398,8 @@ def load(path, cls=None):
 
 def _check_consistent(estimator, path) -> None:
     """Shapes and values of the loaded arrays agree with each other and are finite."""
+    from .estimator import ENCODER_SITES, _encoder_features
+
     n = len(estimator._sample_index)
     p = estimator.n_predictors_
     columns = p + int(bool(estimator.fit_intercept))
@@ -414,6 +425,14 @@ def _check_consistent(estimator, path) -> None:
         if not np.all(np.isfinite(getattr(estimator, name))):
             _fail(path, f"array {name} holds non-finite values.")
     encoded = estimator._train_encoded
+    if estimator._encoder_params is not None:
+        width = estimator.encoder_width
+        n_inputs = _encoder_features(encoded).shape[1]
+        shapes = ((n_inputs, width), (width,), (width, rank))
+        stored = zip(ENCODER_SITES, estimator._encoder_params, shapes, strict=True)
+        for site, value, shape in stored:
+            if value.shape != shape or not np.all(np.isfinite(value)):
+                _fail(path, f"the covariate encoder's {site} is damaged (shape {value.shape}).")
     if encoded.numeric.shape[0] != n or encoded.categorical.shape[0] != n:
         _fail(path, "the training covariates do not have one row per sample.")
     if len(estimator.encoder_.numeric_names_) != encoded.numeric.shape[1]:

@@ -68,8 +68,14 @@ def predict_embedding(
     n_steps: int = 300,
     step_size: float = 0.05,
     epsilon: float = 1e-3,
+    code_mean: np.ndarray | None = None,
+    code_scale: float = 1.0,
 ) -> np.ndarray:
-    """Conditional MAP of new codes under the distance-matching potential."""
+    """Conditional MAP of new codes under the distance-matching potential.
+
+    ``code_mean`` (n_new, rank) is the codes' prior mean (the covariate
+    encoder's output; zero when omitted) and ``code_scale`` its scale.
+    """
     import jax.numpy as jnp
 
     index = nearest_training(new, search, weights)
@@ -77,14 +83,18 @@ def predict_embedding(
     rho = (pair_distances(repeated, train.take(index.ravel())) @ weights).reshape(index.shape)
     neighbours = embedding[index]  # (n_new, k, rank)
     start = neighbours.mean(axis=1)
+    if code_mean is None:
+        code_mean = np.zeros_like(start)
     solve = _solver(prior, n_steps, float(step_size), float(epsilon))
     codes = solve(
         jnp.asarray(start),
         jnp.asarray(neighbours),
         jnp.asarray(rho),
+        jnp.asarray(code_mean),
         jnp.asarray(dictionary),
         float(gamma),
         float(prior_scale),
+        float(code_scale),
     )
     return offset + np.asarray(codes) @ dictionary
 
@@ -94,9 +104,10 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
     import jax
     import jax.numpy as jnp
 
-    def negative_log_density(code, neighbours, rho, dictionary, gamma, prior_scale):
+    def negative_log_density(code, neighbours, rho, mean, dictionary, gamma, prior_scale, scale):
         gaps = jnp.sqrt(jnp.sum((neighbours - code) ** 2, axis=-1) + epsilon**2)
-        value = 0.5 * gamma * jnp.sum((rho - gaps) ** 2) + 0.5 * jnp.sum(code**2)
+        value = 0.5 * gamma * jnp.sum((rho - gaps) ** 2)
+        value += 0.5 * jnp.sum(((code - mean) / scale) ** 2)
         deviation = code @ dictionary
         if prior == "normal":
             value += 0.5 * jnp.sum((deviation / prior_scale) ** 2)
@@ -106,11 +117,11 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
 
     grad = jax.grad(negative_log_density)
 
-    def solve_one(start, neighbours, rho, dictionary, gamma, prior_scale):
+    def solve_one(start, neighbours, rho, mean, dictionary, gamma, prior_scale, scale):
         # Adam, written out to keep the dependency list short.
         def step(carry, t):
             code, m, v = carry
-            g = grad(code, neighbours, rho, dictionary, gamma, prior_scale)
+            g = grad(code, neighbours, rho, mean, dictionary, gamma, prior_scale, scale)
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g**2
             m_hat = m / (1.0 - 0.9 ** (t + 1.0))
@@ -122,4 +133,4 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
         (code, _, _), _ = jax.lax.scan(step, (start, zeros, zeros), jnp.arange(n_steps))
         return code
 
-    return jax.jit(jax.vmap(solve_one, in_axes=(0, 0, 0, None, None, None)))
+    return jax.jit(jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, None, None, None)))

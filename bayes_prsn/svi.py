@@ -20,7 +20,7 @@ from numpyro.infer.autoguide import AutoDelta
 
 from .models import personalized_regression
 
-__all__ = ["SVIResult", "run_svi", "ConvergenceWarning", "NumericalWarning"]
+__all__ = ["SVIResult", "run_svi", "shard", "ConvergenceWarning", "NumericalWarning"]
 
 
 class NumericalWarning(RuntimeWarning):
@@ -60,12 +60,19 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     shapes) reuse the compiled code; everything that may change between fits
     of one configuration (data, gamma, prior scales, masks) is an argument.
     """
-    family, rank, prior, offset = static
+    family, rank, prior, offset, encoder_width = static
     model = functools.partial(
-        personalized_regression, family=family, rank=rank, prior=prior, offset=offset
+        personalized_regression,
+        family=family,
+        rank=rank,
+        prior=prior,
+        offset=offset,
+        encoder_width=encoder_width,
     )
     guide = AutoDelta(model)
-    optim = numpyro.optim.Adam(step_size)
+    # Halve the step every STEP_HALF_LIFE steps (down to 5%): Adam at a fixed
+    # step keeps oscillating around the MAP of the encoder's weights.
+    optim = numpyro.optim.Adam(lambda i: step_size * jnp.maximum(0.05, 0.5 ** (i / STEP_HALF_LIFE)))
     svi = SVI(model, guide, optim, Trace_ELBO())
 
     @jax.jit
@@ -85,6 +92,43 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     return svi, init, run_chunk
 
 
+#: Steps over which the Adam step size halves.
+STEP_HALF_LIFE = 1000
+
+#: Model arguments with one row per sample, and with one row per pair.
+SAMPLE_ARRAYS = ("X", "y", "likelihood_mask", "covariate_features", "code_mean")
+PAIR_ARRAYS = ("pairs", "pair_distances", "pair_weights")
+SAMPLE_PARAMS = ("embedding_auto_loc", "code_residual_auto_loc")
+
+
+def shard(kwargs: dict, params: dict, devices) -> tuple[dict, dict]:
+    """Place the model's arrays and parameters on ``devices`` for data-parallel SVI.
+
+    Rows of per-sample arrays (and of the codes) are split across the
+    devices when their number divides evenly, rows of pair arrays likewise
+    (the pair list is padded to a multiple of 256); everything else is
+    replicated. JAX then runs the same jitted step on every device and
+    adds up the gradients across them.
+    """
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = Mesh(np.asarray(devices), ("data",))
+    n_devices = len(devices)
+
+    def place(name, value, split_names):
+        if value is None or not hasattr(value, "shape"):
+            return value
+        split = name in split_names and value.ndim >= 1 and value.shape[0] % n_devices == 0
+        spec = P("data") if split else P()
+        return jax.device_put(value, NamedSharding(mesh, spec))
+
+    split_names = (*SAMPLE_ARRAYS, *PAIR_ARRAYS, *SAMPLE_PARAMS)
+    kwargs = {k: place(k, v, split_names) for k, v in kwargs.items()}
+    params = {k: place(k, v, split_names) for k, v in params.items()}
+    return kwargs, params
+
+
 def run_svi(
     rng_key,
     model_kwargs: dict,
@@ -94,6 +138,7 @@ def run_svi(
     rank: int,
     prior: str = "normal",
     offset: bool = True,
+    encoder_width: int = 0,
     step_size: float = 0.02,
     max_steps: int = 3000,
     min_steps: int = 500,
@@ -104,6 +149,7 @@ def run_svi(
     description: str = "MAP (SVI)",
     warn: bool = True,
     max_restarts: int = 3,
+    devices=None,
 ) -> SVIResult:
     """MAP of :func:`bayes_prsn.models.personalized_regression` through SVI.
 
@@ -130,6 +176,13 @@ def run_svi(
         Show a tqdm progress bar (labelled ``description``).
     warn : bool
         Warn (:class:`ConvergenceWarning`) when the step cap is hit.
+    devices : sequence of jax.Device, optional
+        Shard the optimisation over these devices (data parallel, through
+        :mod:`jax.sharding`): per-sample arrays and codes are split along the
+        samples, pair arrays along the pairs, and the rest is replicated; the
+        compiled steps are the same code, partitioned by XLA. When the number
+        of samples is not a multiple of the number of devices, only the pairs
+        are split. ``None`` or one device: no sharding.
     max_restarts : int
         When a step gives a non-finite loss or parameters, the chunk is
         discarded, the optimisation restarts from the last finite state with
@@ -148,10 +201,12 @@ def run_svi(
     kwargs = {k: (jnp.asarray(v) if v is not None else None) for k, v in model_kwargs.items()}
     # The guide remembers the shapes it was first set up with, so shapes are part of the key.
     shapes = tuple(sorted((k, None if v is None else tuple(v.shape)) for k, v in kwargs.items()))
-    static = (family, rank, prior, offset)
+    static = (family, rank, prior, offset, int(encoder_width))
     chunk_size = int(chunk_size)
     svi, init, run_chunk = _compiled(static, shapes, float(step_size), chunk_size)
     init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
+    if devices is not None and len(devices) > 1:
+        kwargs, init_params = shard(kwargs, init_params, devices)
     min_steps = min(min_steps, max_steps)
     state, initial_loss = init(rng_key, init_params, kwargs)
     initial_loss = float(initial_loss)

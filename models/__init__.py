@@ -3,6 +3,6 @@
 Installed as :mod:`bayes_prsn.models` (never as a top-level ``models``).
 """
 
-from .personalized import FAMILIES, PRIORS, personalized_regression
+from .personalized import FAMILIES, PRIORS, encode_covariates, personalized_regression
 
-__all__ = ["FAMILIES", "PRIORS", "personalized_regression"]
+__all__ = ["FAMILIES", "PRIORS", "encode_covariates", "personalized_regression"]

@@ -9,7 +9,7 @@ For samples :math:`i = 1..N` with predictors :math:`x_i \in \mathbb{R}^P`
 
     \phi_l &\sim \mathrm{HalfNormal}(s_\phi), \qquad
     Q_{kp} \sim N(0, 1), \qquad \bar\theta_p \sim N(0, 10^2),
-    \qquad Z_{ik} \sim N(0, s_Z^2),\\
+    \qquad Z_{i} \sim N(g(u_i), s_Z^2 I),\\
     \theta_i &= \bar\theta + Q^\top Z_i, \\
     \log p \mathrel{+}= &\sum_i \log \psi_\tau(\theta_i - \bar\theta)
         \quad (\psi = \text{normal or laplace, scale } \tau), \\
@@ -19,6 +19,15 @@ For samples :math:`i = 1..N` with predictors :math:`x_i \in \mathbb{R}^P`
     y_i &\sim \mathrm{family}(x_i^\top \theta_i)
         \quad (\text{gaussian with scale } \sigma,\ \text{bernoulli/logit},\
         \text{poisson/log}).
+
+:math:`g(u) = \tanh(u W_1 + b_1) W_2` is a covariate encoder (one hidden layer
+of ``encoder_width`` units; prior N(0, 5^2) on the input weights, so that it
+can form steep steps, and N(0, 1) on the others) that gives
+each code a prior mean, so that samples with similar covariates share the
+bulk of their model through :math:`g` and keep only a residual
+:math:`Z_i - g(u_i)` of their own; ``encoder_width=0`` removes it
+(:math:`g = 0`, or a fixed ``code_mean``). The codes are written non-centred
+when the encoder is on (site ``"code_residual"``).
 
 :math:`\epsilon` smooths the kink of the Euclidean norm at zero so that the
 gradient stays finite when two codes coincide. Without the shared offset
@@ -62,6 +71,19 @@ def _likelihood(eta, family: str, noise_scale):
     raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
 
 
+def encode_covariates(features, encoder_in, encoder_bias, encoder_out):
+    r"""The covariate encoder :math:`g(u) = \tanh(u W_1 + b_1) W_2`, the codes' prior mean."""
+    return jnp.tanh(features @ encoder_in + encoder_bias) @ encoder_out
+
+
+def _encoder(features, width: int, rank: int):
+    n_inputs = features.shape[1]
+    w_in = numpyro.sample("encoder_in", dist.Normal(0.0, 5.0).expand([n_inputs, width]).to_event(2))
+    b_in = numpyro.sample("encoder_bias", dist.Normal(0.0, 1.0).expand([width]).to_event(1))
+    w_out = numpyro.sample("encoder_out", dist.Normal(0.0, 1.0).expand([width, rank]).to_event(2))
+    return encode_covariates(features, w_in, b_in, w_out)
+
+
 def personalized_regression(
     X,
     pairs,
@@ -81,6 +103,9 @@ def personalized_regression(
     likelihood_scale=1.0,
     pair_weights=None,
     epsilon: float = 1e-3,
+    covariate_features=None,
+    encoder_width: int = 0,
+    code_mean=None,
 ):
     """Joint log-density of low-rank personalized regression.
 
@@ -124,6 +149,13 @@ def personalized_regression(
         also the place to rescale the potential when pairs are subsampled).
     epsilon : float
         Smoothing of :math:`\\lVert Z_i - Z_j \\rVert` at zero.
+    covariate_features : array (n_samples, n_inputs), optional
+        Covariates as the encoder's input (needed when ``encoder_width > 0``).
+    encoder_width : int
+        Hidden units of the covariate encoder :math:`g`; 0 for none.
+    code_mean : array (n_samples, rank), optional
+        Fixed prior mean of the codes when there is no encoder (used to
+        sample the codes given a fitted encoder).
     """
     n_samples, n_features = X.shape
     n_covariates = pair_distances.shape[1]
@@ -139,10 +171,21 @@ def personalized_regression(
         if offset
         else jnp.zeros(n_features)
     )
-    with numpyro.plate(SAMPLE_PLATE, n_samples):
-        embedding = numpyro.sample(
-            "embedding", dist.Normal(0.0, embedding_scale).expand([rank]).to_event(1)
-        )
+    if encoder_width:
+        # Non-centred: the codes are the encoder's output plus a residual.
+        code_mean = _encoder(covariate_features, encoder_width, rank)
+        with numpyro.plate(SAMPLE_PLATE, n_samples):
+            residual = numpyro.sample(
+                "code_residual", dist.Normal(0.0, embedding_scale).expand([rank]).to_event(1)
+            )
+        embedding = code_mean + residual
+    else:
+        if code_mean is None:
+            code_mean = jnp.zeros((n_samples, rank))
+        with numpyro.plate(SAMPLE_PLATE, n_samples):
+            embedding = numpyro.sample(
+                "embedding", dist.Normal(code_mean, embedding_scale).to_event(1)
+            )
     deviation = embedding @ dictionary
     coef = shared + deviation
     numpyro.factor("coef_prior", _coef_log_prior(deviation if offset else coef, prior, prior_scale))

@@ -18,7 +18,9 @@ def test_population_start(toy):
     est = PersonalizedRegression(random_state=0)
     problem = est._setup(toy.X, toy.y, toy.covariates)
     init = problem.init
-    theta = init["offset"] + init["embedding"] @ init["dictionary"]
+    # The encoder starts at zero output, so the codes are the residuals.
+    assert np.all(init["encoder_out"] == 0)
+    theta = init["offset"] + init["code_residual"] @ init["dictionary"]
     deviation = theta - problem.population
     assert np.max(np.abs(deviation)) < 1e-2
     # symmetric: the jitter averages to zero over samples
@@ -35,6 +37,12 @@ def test_population_start(toy):
 def test_population_start_without_offset(toy):
     est = PersonalizedRegression(offset=False, random_state=0)
     problem = est._setup(toy.X, toy.y, toy.covariates)
+    theta = problem.init["code_residual"] @ problem.init["dictionary"]
+    assert np.max(np.abs(theta - problem.population)) < 1e-2
+    # the same start without the encoder
+    problem = PersonalizedRegression(offset=False, encoder_width=0, random_state=0)._setup(
+        toy.X, toy.y, toy.covariates
+    )
     theta = problem.init["embedding"] @ problem.init["dictionary"]
     assert np.max(np.abs(theta - problem.population)) < 1e-2
 
