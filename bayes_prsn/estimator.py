@@ -45,6 +45,12 @@ __all__ = ["PersonalizedRegression", "PersonalizedClassifier", "NotFittedError"]
 
 #: Noise scales (in units of the standardised response) tried by ``noise_scale="auto"``.
 NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
+#: ``batch_size="auto"`` takes full-batch steps up to this many samples ...
+MINIBATCH_ABOVE = 20_000
+#: ... and minibatches of this many samples above it.
+AUTO_BATCH_SIZE = 8192
+#: Minibatch fits choose their smoothing on a random subset of this many samples.
+VALIDATION_SAMPLES = 5_000
 #: Used when the population GLM beats every candidate on the held-out samples:
 #: noise scale (gaussian, standardised units) and likelihood power (other families).
 FALLBACK_NOISE_SCALE = 4.0
@@ -147,6 +153,7 @@ class _PersonalizedBase(BaseEstimator):
         random_state: int | None = None,
         covariate_columns: list | str | None = None,
         devices: int | str | None = None,
+        batch_size: int | str | None = "auto",
     ):
         _store_parameters(self, locals())
 
@@ -171,6 +178,8 @@ class _PersonalizedBase(BaseEstimator):
         _check_positive(self.rank, "rank", integer=True)
         _check_positive(self.n_neighbors, "n_neighbors", integer=True)
         _check_positive(self.max_steps, "max_steps", integer=True)
+        if self.batch_size not in ("auto", None):
+            _check_positive(self.batch_size, "batch_size", integer=True)
         width = self.encoder_width
         if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 0:
             raise ValueError(
@@ -308,9 +317,13 @@ class _PersonalizedBase(BaseEstimator):
         data, settings, init = problem.data, problem.settings, problem.init
         population, key, rng = problem.population, problem.key, problem.rng
         family, design, encoded = self.family_, data["X"], problem.encoded
-        smoothing = self._choose_smoothing(data, settings, init, population, key, rng)
+        batch_sizes = self._batch_sizes(data)
+        if batch_sizes is None:
+            smoothing = self._choose_smoothing(data, settings, init, population, key, rng)
+        else:
+            smoothing = self._choose_smoothing_on_subset(problem)
         settings.update(smoothing)
-        result = self._run(key, data, settings, init, warn=True)
+        result = self._run(key, data, settings, init, warn=True, batch_sizes=batch_sizes)
 
         params = result.params
         self.loss_history_ = result.losses
@@ -541,7 +554,65 @@ class _PersonalizedBase(BaseEstimator):
             init["embedding"] = codes
         return init
 
-    def _run(self, key, data, settings, init, *, warn, mask=None, description="MAP (SVI)"):
+    def _batch_sizes(self, data) -> tuple[int, int] | None:
+        """Samples and pairs per minibatch step, or None for full-batch steps."""
+        n_samples, n_pairs = data["X"].shape[0], data["pairs"].shape[0]
+        size = self.batch_size
+        if size == "auto":
+            size = None if n_samples <= MINIBATCH_ABOVE else AUTO_BATCH_SIZE
+        if size is None or size >= n_samples:
+            return None
+        # As many pairs as samples per step: the encoder runs on both ends of
+        # every pair in the batch, which dominates the cost of a step.
+        return int(size), min(int(size), n_pairs)
+
+    def _choose_smoothing_on_subset(self, problem) -> dict:
+        """Choose the smoothing on a random subset of samples (full-batch fits).
+
+        Used with minibatch fits: the validation fits then cost what a fit of
+        ``VALIDATION_SAMPLES`` samples costs, whatever the data's size.
+        """
+        from sklearn.base import clone
+
+        n_samples = problem.X.shape[0]
+        size = min(n_samples, VALIDATION_SAMPLES)
+        index = np.sort(problem.rng.choice(n_samples, size, replace=False))
+        helper = clone(self).set_params(batch_size=None, covariate_columns=None)
+        sub = helper._setup(
+            problem.X[index], problem.y[index], problem.covariates_frame.iloc[index]
+        )
+        smoothing = helper._choose_smoothing(
+            sub.data, sub.settings, sub.init, sub.population, sub.key, sub.rng
+        )
+        scores = helper.validation_scores_
+        if self.family_ == "gaussian":
+            # From the subset's standardised units to the full data's.
+            ratio = float(helper.y_scaler_.scale[0] / self.y_scaler_.scale[0])
+            smoothing = dict(smoothing, noise_scale=smoothing["noise_scale"] * ratio)
+            if scores is not None:
+                scores = dict(
+                    scores,
+                    candidates=[
+                        dict(c, noise_scale=c["noise_scale"] * ratio) for c in scores["candidates"]
+                    ],
+                    scores=[v * ratio**2 for v in scores["scores"]],
+                    population=scores["population"] * ratio**2,
+                )
+        self.validation_scores_ = scores
+        return smoothing
+
+    def _run(
+        self,
+        key,
+        data,
+        settings,
+        init,
+        *,
+        warn,
+        mask=None,
+        description="MAP (SVI)",
+        batch_sizes=None,
+    ):
         if mask is None:
             # An all-true mask rather than none: the final fit then reuses the
             # code compiled for the validation fits (same argument structure).
@@ -563,6 +634,7 @@ class _PersonalizedBase(BaseEstimator):
             description=description,
             warn=warn,
             devices=self._devices(),
+            batch_sizes=batch_sizes,
         )
 
     def _devices(self):
@@ -1357,6 +1429,14 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         CPU devices) with :mod:`jax.sharding`: data parallel, the same code
         and the same MAP as on one device up to floating-point order. None
         uses one device.
+    batch_size : int, "auto" or None, default "auto"
+        Samples per minibatch SVI step (pairs are drawn in proportion), with
+        every term rescaled so that each step follows an unbiased estimate of
+        the full gradient; memory and time per step no longer grow with the
+        number of samples. ``None``: full-batch steps. ``"auto"``: full batch
+        up to 20,000 samples, minibatches of 8192 above. With minibatches the
+        smoothing is chosen on a random subset of 5,000 samples and the fit
+        runs ``max_steps`` steps (the loss is too noisy for the stopping rule).
 
     Attributes
     ----------
@@ -1468,6 +1548,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         random_state: int | None = None,
         covariate_columns: list | str | None = None,
         devices: int | str | None = None,
+        batch_size: int | str | None = "auto",
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
         _store_parameters(self, locals())

@@ -440,5 +440,8 @@ def build_neighbour_pairs(
 
 def _unique_pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     keep = rows != cols
-    pairs = np.stack([np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]], axis=1)
-    return np.unique(pairs, axis=0)
+    low, high = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]
+    # One int64 key per pair: a 1-D unique is several times faster than unique(axis=0).
+    n = int(high.max()) + 1 if high.size else 1
+    keys = np.unique(low.astype(np.int64) * n + high)
+    return np.stack([keys // n, keys % n], axis=1)

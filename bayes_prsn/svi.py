@@ -18,7 +18,7 @@ import numpyro
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
 
-from .models import personalized_regression
+from .models import personalized_regression, personalized_regression_minibatch
 
 __all__ = ["SVIResult", "run_svi", "shard", "ConvergenceWarning", "NumericalWarning"]
 
@@ -60,9 +60,9 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     shapes) reuse the compiled code; everything that may change between fits
     of one configuration (data, gamma, prior scales, masks) is an argument.
     """
-    family, rank, prior, offset, encoder_width = static
+    family, rank, prior, offset, encoder_width, batch_sizes = static
     model = functools.partial(
-        personalized_regression,
+        personalized_regression if batch_sizes is None else personalized_regression_minibatch,
         family=family,
         rank=rank,
         prior=prior,
@@ -75,19 +75,31 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     optim = numpyro.optim.Adam(lambda i: step_size * jnp.maximum(0.05, 0.5 ** (i / STEP_HALF_LIFE)))
     svi = SVI(model, guide, optim, Trace_ELBO())
 
+    def batches(key, kwargs):
+        """Uniform minibatch of samples and of pairs (nothing when full batch)."""
+        if batch_sizes is None:
+            return {}
+        key_samples, key_pairs = jax.random.split(key)
+        n_samples, n_pairs = kwargs["X"].shape[0], kwargs["pairs"].shape[0]
+        return {
+            "batch": jax.random.randint(key_samples, (batch_sizes[0],), 0, n_samples),
+            "pair_batch": jax.random.randint(key_pairs, (batch_sizes[1],), 0, n_pairs),
+        }
+
     @jax.jit
     def init(rng_key, init_params, kwargs):
         # Jitted: run eagerly, SVI.init traces the model op by op (seconds).
+        kwargs = dict(kwargs, **batches(rng_key, kwargs))
         state = svi.init(rng_key, init_params=init_params, **kwargs)
         return state, svi.evaluate(state, **kwargs)
 
     @jax.jit
-    def run_chunk(state, kwargs):
-        def body(carry, _):
-            carry, loss = svi.stable_update(carry, **kwargs)
+    def run_chunk(state, kwargs, key):
+        def body(carry, step_key):
+            carry, loss = svi.stable_update(carry, **kwargs, **batches(step_key, kwargs))
             return carry, loss
 
-        return jax.lax.scan(body, state, None, length=chunk_size)
+        return jax.lax.scan(body, state, jax.random.split(key, chunk_size))
 
     return svi, init, run_chunk
 
@@ -139,6 +151,7 @@ def run_svi(
     prior: str = "normal",
     offset: bool = True,
     encoder_width: int = 0,
+    batch_sizes: tuple[int, int] | None = None,
     step_size: float = 0.02,
     max_steps: int = 3000,
     min_steps: int = 500,
@@ -161,8 +174,13 @@ def run_svi(
         ``y``, ``gamma``, ``prior_scale``, ...).
     init_values : dict
         Starting point of each latent site (constrained space).
-    family, rank, prior, offset
+    family, rank, prior, offset, encoder_width
         Static settings of the model.
+    batch_sizes : (int, int) or None
+        Minibatch SVI: samples and pairs drawn per step
+        (:func:`~bayes_prsn.models.personalized_regression_minibatch`). The
+        stopping rule is off (the losses are noisy estimates); the run takes
+        ``max_steps`` steps with the decaying step size. ``None``: full batch.
     step_size : float
         Adam step size.
     max_steps, min_steps : int
@@ -201,7 +219,9 @@ def run_svi(
     kwargs = {k: (jnp.asarray(v) if v is not None else None) for k, v in model_kwargs.items()}
     # The guide remembers the shapes it was first set up with, so shapes are part of the key.
     shapes = tuple(sorted((k, None if v is None else tuple(v.shape)) for k, v in kwargs.items()))
-    static = (family, rank, prior, offset, int(encoder_width))
+    if batch_sizes is not None:
+        batch_sizes = (int(batch_sizes[0]), int(batch_sizes[1]))
+    static = (family, rank, prior, offset, int(encoder_width), batch_sizes)
     chunk_size = int(chunk_size)
     svi, init, run_chunk = _compiled(static, shapes, float(step_size), chunk_size)
     init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
@@ -224,7 +244,8 @@ def run_svi(
     restarts, good_state = 0, state
     try:
         while len(losses) * chunk_size < max_steps:
-            state, chunk_losses = run_chunk(state, kwargs)
+            chunk_key = jax.random.fold_in(rng_key, len(losses) + 1000 * restarts)
+            state, chunk_losses = run_chunk(state, kwargs, chunk_key)
             chunk_losses = np.asarray(chunk_losses)
             finite_params = all(
                 bool(jnp.all(jnp.isfinite(value))) for value in svi.get_params(state).values()
@@ -256,7 +277,12 @@ def run_svi(
             if bar is not None:
                 bar.update(chunk_size)
                 bar.set_postfix(loss=f"{current:.4g}")
-            if previous is not None and len(losses) * chunk_size >= min_steps:
+            # Minibatch losses are noisy estimates: run the whole schedule.
+            if (
+                batch_sizes is None
+                and previous is not None
+                and len(losses) * chunk_size >= min_steps
+            ):
                 change = abs(previous - current) / max(abs(current), 1.0)
                 calm = calm + 1 if change < tol else 0
                 if calm >= patience:
@@ -277,6 +303,8 @@ def run_svi(
             f"the MAP estimate of {bad} is not finite; try a smaller step_size or check "
             "the data for extreme values."
         )
+    if batch_sizes is not None:
+        converged = True  # a fixed schedule of steps with a decaying step size
     if not converged and warn:
         warnings.warn(
             f"SVI stopped at the step cap ({len(losses)} steps) before the relative loss "

@@ -3,6 +3,18 @@
 Installed as :mod:`bayes_prsn.models` (never as a top-level ``models``).
 """
 
-from .personalized import FAMILIES, PRIORS, encode_covariates, personalized_regression
+from .personalized import (
+    FAMILIES,
+    PRIORS,
+    encode_covariates,
+    personalized_regression,
+    personalized_regression_minibatch,
+)
 
-__all__ = ["FAMILIES", "PRIORS", "encode_covariates", "personalized_regression"]
+__all__ = [
+    "FAMILIES",
+    "PRIORS",
+    "encode_covariates",
+    "personalized_regression",
+    "personalized_regression_minibatch",
+]

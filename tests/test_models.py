@@ -96,3 +96,63 @@ def test_bad_family_and_prior():
         personalized_regression(X, pairs, distances, np.zeros(30), family="gamma")
     with handlers.seed(rng_seed=0), pytest.raises(ValueError, match="prior must be one of"):
         personalized_regression(X, pairs, distances, np.zeros(30), prior="horseshoe")
+
+
+@pytest.mark.parametrize("encoder_width", [0, 4])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_minibatch_density_is_unbiased(family, encoder_width):
+    """With every sample and pair in the batch the minibatch density is the full one;
+    over random batches its mean matches the full density (and so does the gradient)."""
+    from bayes_prsn.models import personalized_regression_minibatch
+
+    X, pairs, distances = (jnp.asarray(a) for a in _inputs())
+    n, n_pairs = X.shape[0], pairs.shape[0]
+    rng = np.random.default_rng(2)
+    y = jnp.asarray(rng.integers(0, 2, n).astype(float))
+    features = jnp.asarray(rng.standard_normal((n, 3)))
+    code_site = "code_residual" if encoder_width else "embedding"
+    params = {
+        code_site: jnp.asarray(0.3 * rng.standard_normal((n, 2))),
+        "dictionary": jnp.asarray(rng.standard_normal((2, 4))),
+        "covariate_weights": jnp.ones(2),
+        "offset": jnp.zeros(4),
+    }
+    if encoder_width:
+        params["encoder_in"] = jnp.asarray(rng.standard_normal((3, encoder_width)))
+        params["encoder_bias"] = jnp.asarray(rng.standard_normal(encoder_width))
+        params["encoder_out"] = jnp.asarray(rng.standard_normal((encoder_width, 2)))
+    options = {
+        "family": family,
+        "rank": 2,
+        "gamma": 2.0,
+        "embedding_scale": 0.5,
+        "noise_scale": 0.7,
+        "encoder_width": encoder_width,
+        "covariate_features": features,
+        "pair_weights": jnp.linspace(0.5, 1.0, n_pairs),
+    }
+    full = float(log_density(personalized_regression, (X, pairs, distances, y), options, params)[0])
+
+    def minibatch(batch, pair_batch, p=params):
+        args = (X, pairs, distances, y, batch, pair_batch)
+        return log_density(personalized_regression_minibatch, args, options, p)[0]
+
+    everything = float(minibatch(jnp.arange(n), jnp.arange(n_pairs)))
+    np.testing.assert_allclose(everything, full, rtol=1e-5)
+    # The gradient of the whole batch equals the full model's gradient.
+    full_grad = jax.grad(
+        lambda p: log_density(personalized_regression, (X, pairs, distances, y), options, p)[0]
+    )(params)
+    batch_grad = jax.grad(lambda p: minibatch(jnp.arange(n), jnp.arange(n_pairs), p))(params)
+    for name in params:
+        np.testing.assert_allclose(batch_grad[name], full_grad[name], rtol=1e-4, atol=1e-4)
+    # Mean over many random batches (with replacement, as in run_svi); the
+    # likelihood's scaling is the same for every family, so one suffices.
+    if family != "gaussian":
+        return
+    keys = jax.random.split(jax.random.PRNGKey(0), 2000)
+    batches = jax.vmap(lambda k: jax.random.randint(k, (5,), 0, n))(keys)
+    pair_batches = jax.vmap(lambda k: jax.random.randint(k, (7,), 0, n_pairs))(keys[::-1])
+    values = jax.vmap(minibatch)(batches, pair_batches)
+    standard_error = float(values.std()) / np.sqrt(len(values))
+    assert abs(float(values.mean()) - full) < 4 * standard_error
