@@ -67,8 +67,11 @@ ESS_PER_CHAIN = 100
 PAIR_BUCKET = 256
 #: Likelihood powers tried for the bernoulli and poisson families.
 LIKELIHOOD_SCALE_GRID = (1.0, 0.5, 0.25, 0.125)
-#: Prior scale of each code's residual from the covariate encoder's output.
-CODE_RESIDUAL_SCALE = 0.1
+#: Prior scale of each code's residual from the covariate encoder's output, by family.
+#: A bernoulli or poisson response says less about one sample than a gaussian one:
+#: on the logistic simulator 0.01 instead of 0.1 lowered the coefficient error from
+#: 1.07 to 0.71 (poisson: 0.0023 either way).
+CODE_RESIDUAL_SCALE = {"gaussian": 0.1, "bernoulli": 0.01, "poisson": 0.01}
 #: Sample sites of the covariate encoder, in the order ``encode_covariates`` takes them.
 ENCODER_SITES = ("encoder_in", "encoder_bias", "encoder_out")
 
@@ -469,7 +472,8 @@ class _PersonalizedBase(BaseEstimator):
         return {"covariate_features": _encoder_features(encoded)}
 
     def _encoder_settings(self) -> dict:
-        return {"embedding_scale": CODE_RESIDUAL_SCALE if self.encoder_width else 1.0}
+        scale = CODE_RESIDUAL_SCALE[self.family_] if self.encoder_width else 1.0
+        return {"embedding_scale": scale}
 
     def _code_mean(self, encoded) -> np.ndarray | None:
         """The encoder's output g(u) (internal code units) for these covariates."""
@@ -1396,7 +1400,8 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Include the shared offset :math:`\bar\theta`.
     encoder_width : int, default 16
         Hidden units of the covariate encoder :math:`g` that gives each code
-        its prior mean, :math:`Z_i \sim N(g(u_i), 0.1^2 I)`: samples share the
+        its prior mean, :math:`Z_i \sim N(g(u_i), s_Z^2 I)` (:math:`s_Z` 0.1,
+        or 0.01 for bernoulli and poisson): samples share the
         smooth part of their models through :math:`g` and keep a small
         residual of their own. 0 turns it off (:math:`Z_i \sim N(0, I)`, the
         2019 model).
