@@ -483,6 +483,21 @@ class _PersonalizedBase(BaseEstimator):
             encode_covariates(_encoder_features(encoded), *self._encoder_params), dtype=float
         )
 
+    def _encoder_shift(self, encoded, neighbours: np.ndarray) -> np.ndarray:
+        """How far the encoder moves each new code from its neighbours' mean code.
+
+        ``g(u_new)`` minus the mean of ``g`` over the new sample's nearest
+        training samples (``neighbours``, shape (n_new, k)); zero without an
+        encoder. A new sample's code is its neighbours' mean code plus this,
+        i.e. the encoder's output plus the neighbours' mean residual. Only the
+        neighbours' rows are encoded, not the whole training set.
+        """
+        if self._encoder_params is None:
+            return np.zeros((encoded.n_samples, self.rank))
+        around = self._code_mean(self._train_encoded.take(neighbours.ravel()))
+        around = around.reshape(*neighbours.shape, -1).mean(axis=1)
+        return self._code_mean(encoded) - around
+
     def _population_penalty(self, n_columns: int) -> np.ndarray:
         """Ridge penalty of the population GLM: 1 per coefficient, none on the intercept."""
         penalty = np.ones(n_columns)
@@ -1190,12 +1205,7 @@ class _PersonalizedBase(BaseEstimator):
         self._check_rows(X, encoded.n_samples)
         neighbours = nearest_training(encoded, self._neighbour_search(), self.covariate_weights_)
         codes = self._posterior_embedding.reshape(-1, *self._posterior_embedding.shape[2:])
-        # With an encoder a new code is the neighbours' mean code moved by the
-        # encoder's change from their covariates to the new ones.
-        correction = np.zeros((X.shape[0], codes.shape[2]))
-        if self._encoder_params is not None:
-            train_mean = self._code_mean(self._train_encoded)
-            correction = self._code_mean(encoded) - train_mean[neighbours].mean(axis=1)
+        correction = self._encoder_shift(encoded, neighbours)
         n_draws, n_new = codes.shape[0], X.shape[0]
         block = max(1, int(8e6 // (n_draws * neighbours.shape[1] * codes.shape[2])))
         eta = np.empty((n_draws, n_new))
@@ -1247,11 +1257,8 @@ class _PersonalizedBase(BaseEstimator):
         encoded = self.encoder_.transform(covariates)
         search = self._neighbour_search()
         if self._encoder_params is not None and self.predict_method == "neighbors":
-            # The encoder's output at the new covariates plus the mean residual
-            # of the nearest training samples.
-            residual = self.embedding_ - self._code_mean(self._train_encoded)
             index = nearest_training(encoded, search, self.covariate_weights_)
-            codes = self._code_mean(encoded) + residual[index].mean(axis=1)
+            codes = self.embedding_[index].mean(axis=1) + self._encoder_shift(encoded, index)
             theta = self._offset_internal + codes @ self._dictionary_internal
         elif self.predict_method == "neighbors":
             theta = predict_neighbors(
@@ -1435,7 +1442,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         and the same MAP as on one device up to floating-point order. None
         uses one device.
     batch_size : int, "auto" or None, default "auto"
-        Samples per minibatch SVI step (pairs are drawn in proportion), with
+        Samples per minibatch SVI step (as many pairs are drawn), with
         every term rescaled so that each step follows an unbiased estimate of
         the full gradient; memory and time per step no longer grow with the
         number of samples. ``None``: full-batch steps. ``"auto"``: full batch

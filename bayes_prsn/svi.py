@@ -127,17 +127,17 @@ def shard(kwargs: dict, params: dict, devices) -> tuple[dict, dict]:
 
     mesh = Mesh(np.asarray(devices), ("data",))
     n_devices = len(devices)
+    split_names = (*SAMPLE_ARRAYS, *PAIR_ARRAYS, *SAMPLE_PARAMS)
 
-    def place(name, value, split_names):
+    def place(name, value):
         if value is None or not hasattr(value, "shape"):
             return value
         split = name in split_names and value.ndim >= 1 and value.shape[0] % n_devices == 0
         spec = P("data") if split else P()
         return jax.device_put(value, NamedSharding(mesh, spec))
 
-    split_names = (*SAMPLE_ARRAYS, *PAIR_ARRAYS, *SAMPLE_PARAMS)
-    kwargs = {k: place(k, v, split_names) for k, v in kwargs.items()}
-    params = {k: place(k, v, split_names) for k, v in params.items()}
+    kwargs = {k: place(k, v) for k, v in kwargs.items()}
+    params = {k: place(k, v) for k, v in params.items()}
     return kwargs, params
 
 
