@@ -168,6 +168,9 @@ def small():
         ({"noise_scale": 0.0}, "noise_scale must be a positive"),
         ({"predict_method": "magic"}, "predict_method must be one of"),
         ({"validation_fraction": 1.5}, "validation_fraction must be in"),
+        ({"encoder_width": -1}, r"encoder_width must be an integer >= 0 \(0 for no encoder\)"),
+        ({"encoder_width": 2.5}, r"encoder_width must be an integer >= 0"),
+        ({"batch_size": "big"}, "batch_size must be an integer >= 1"),
         ({"n_neighbors": 100}, r"n_samples = 60\) but n_samples must exceed n_neighbors=100"),
     ],
 )
