@@ -7,6 +7,7 @@ from .personalized import (
     FAMILIES,
     PRIORS,
     encode_covariates,
+    encoder_input_scales,
     personalized_regression,
     personalized_regression_minibatch,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "FAMILIES",
     "PRIORS",
     "encode_covariates",
+    "encoder_input_scales",
     "personalized_regression",
     "personalized_regression_minibatch",
 ]

@@ -21,8 +21,10 @@ For samples :math:`i = 1..N` with predictors :math:`x_i \in \mathbb{R}^P`
         \text{poisson/log}).
 
 :math:`g(u) = \tanh(u W_1 + b_1) W_2` is a covariate encoder (one hidden layer
-of ``encoder_width`` units; prior N(0, 5^2) on the input weights, so that it
-can form steep steps, and N(0, 1) on the others) that gives
+of ``encoder_width`` units; normal priors on the input weights whose scales
+spread geometrically over the units from 1 up to ``encoder_scale``, so that a
+few units can form steep steps while the others stay smooth, and N(0, 1) on
+the others) that gives
 each code a prior mean, so that samples with similar covariates share the
 bulk of their model through :math:`g` and keep only a residual
 :math:`Z_i - g(u_i)` of their own; ``encoder_width=0`` removes it
@@ -76,8 +78,24 @@ def encode_covariates(features, encoder_in, encoder_bias, encoder_out):
     return jnp.tanh(features @ encoder_in + encoder_bias) @ encoder_out
 
 
-def _encoder_weights(n_inputs: int, width: int, rank: int):
-    w_in = numpyro.sample("encoder_in", dist.Normal(0.0, 5.0).expand([n_inputs, width]).to_event(2))
+def encoder_input_scales(encoder_scale, width: int):
+    """Prior scale of each hidden unit's input weights: from 1 up to ``encoder_scale``.
+
+    Spread geometrically over the units, so the encoder has smooth units for
+    trends and steep ones for jumps (all 1 when ``encoder_scale`` is 1).
+    """
+    return jnp.exp(jnp.linspace(0.0, jnp.log(encoder_scale), width))
+
+
+def _encoder_weights(n_inputs: int, width: int, rank: int, input_scale=5.0):
+    # Non-centred: the site holds W_1 divided by each unit's prior scale, N(0, 1),
+    # so that an optimiser's step moves a weight in proportion to its prior
+    # scale (a steep step in g needs weights of tens, out of reach of small
+    # steps on W_1 itself).
+    w_raw = numpyro.sample(
+        "encoder_in", dist.Normal(0.0, 1.0).expand([n_inputs, width]).to_event(2)
+    )
+    w_in = encoder_input_scales(input_scale, width) * w_raw
     b_in = numpyro.sample("encoder_bias", dist.Normal(0.0, 1.0).expand([width]).to_event(1))
     w_out = numpyro.sample("encoder_out", dist.Normal(0.0, 1.0).expand([width, rank]).to_event(2))
     return w_in, b_in, w_out
@@ -128,6 +146,7 @@ def personalized_regression(
     epsilon: float = 1e-3,
     covariate_features=None,
     encoder_width: int = 0,
+    encoder_scale=5.0,
     code_mean=None,
 ):
     """Joint log-density of low-rank personalized regression.
@@ -176,6 +195,10 @@ def personalized_regression(
         Covariates as the encoder's input (needed when ``encoder_width > 0``).
     encoder_width : int
         Hidden units of the covariate encoder :math:`g`; 0 for none.
+    encoder_scale : float
+        Largest prior scale of the encoder's input weights :math:`W_1` (the
+        units' scales spread from 1 up to it; larger: steeper steps in
+        :math:`g` are cheaper). See :func:`encoder_input_scales`.
     code_mean : array (n_samples, rank), optional
         Fixed prior mean of the codes when there is no encoder (used to
         sample the codes given a fitted encoder).
@@ -186,7 +209,7 @@ def personalized_regression(
     )
     if encoder_width:
         # Non-centred: the codes are the encoder's output plus a residual.
-        encoder = _encoder_weights(covariate_features.shape[1], encoder_width, rank)
+        encoder = _encoder_weights(covariate_features.shape[1], encoder_width, rank, encoder_scale)
         code_mean = encode_covariates(covariate_features, *encoder)
         with numpyro.plate(SAMPLE_PLATE, n_samples):
             residual = numpyro.sample(
@@ -247,6 +270,7 @@ def personalized_regression_minibatch(
     epsilon: float = 1e-3,
     covariate_features=None,
     encoder_width: int = 0,
+    encoder_scale=5.0,
 ):
     r"""The same joint density, estimated on a minibatch of samples and of pairs.
 
@@ -269,7 +293,7 @@ def personalized_regression_minibatch(
         pair_distances.shape[1], n_features, rank, covariate_weight_scale, offset
     )
     encoder = (
-        _encoder_weights(covariate_features.shape[1], encoder_width, rank)
+        _encoder_weights(covariate_features.shape[1], encoder_width, rank, encoder_scale)
         if encoder_width
         else None
     )
