@@ -82,7 +82,7 @@ ENCODER_SCALE_GRID = (1.0, 5.0, 100.0)
 #: Prior scale of each code's residual from the covariate encoder's output, by family.
 #: A bernoulli or poisson response says less about one sample than a gaussian one:
 #: on the logistic simulator 0.01 instead of 0.1 lowered the coefficient error from
-#: 1.07 to 0.71 (poisson: 0.0023 either way).
+#: 1.07 to 0.71 (psi scale 10, tempered likelihood; poisson: 0.0023 either way).
 CODE_RESIDUAL_SCALE = {"gaussian": 0.1, "bernoulli": 0.01, "poisson": 0.01}
 #: Sample sites of the covariate encoder, in the order ``encode_covariates`` takes them.
 ENCODER_SITES = ("encoder_in", "encoder_bias", "encoder_out")
@@ -1476,8 +1476,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         covariates plus the mean residual code of the nearest training
         samples, and ``"embedding"`` centres the code prior on that output.
     validation_fraction : float, default 0.2
-        Share of samples held out to choose the amount of smoothing (0 turns
-        the choice off).
+        Share of samples held out to choose the amount of smoothing: the
+        noise scale (gaussian) and then the encoder's smoothness (the largest
+        prior scale of its input weights, from ``ENCODER_SCALE_GRID``); 0
+        turns the choice off.
     step_size, max_steps, tol : float, int, float
         Adam step size, step cap and relative loss change of the stopping rule.
     progress_bar : bool, default False

@@ -156,3 +156,54 @@ def test_minibatch_density_is_unbiased(family, encoder_width):
     values = jax.vmap(minibatch)(batches, pair_batches)
     standard_error = float(values.std()) / np.sqrt(len(values))
     assert abs(float(values.mean()) - full) < 4 * standard_error
+
+
+def test_encoder_input_scales():
+    """The units' prior scales run geometrically from 1 to encoder_scale (all 1 at 1)."""
+    from bayes_prsn.models import encoder_input_scales
+
+    scales = np.asarray(encoder_input_scales(100.0, 5))
+    np.testing.assert_allclose(scales, [1.0, 100**0.25, 10.0, 100**0.75, 100.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(encoder_input_scales(1.0, 4)), np.ones(4))
+
+
+def test_encoder_input_weights_are_non_centred():
+    """The site holds W_1 divided by each unit's prior scale, with a N(0, 1) prior.
+
+    The codes are the encoder's output with the rescaled weights plus the
+    residual, and the site's log-prior is the standard normal's whatever the
+    encoder_scale.
+    """
+    from bayes_prsn.models import encode_covariates, encoder_input_scales
+
+    X, pairs, distances = _inputs()
+    features = np.random.default_rng(1).standard_normal((X.shape[0], 2))
+    with handlers.seed(rng_seed=0):
+        trace = handlers.trace(personalized_regression).get_trace(
+            X,
+            pairs,
+            distances,
+            np.ones(X.shape[0]),
+            rank=2,
+            covariate_features=features,
+            encoder_width=3,
+            encoder_scale=4.0,
+        )
+    w_raw = trace["encoder_in"]["value"]
+    np.testing.assert_allclose(
+        float(trace["encoder_in"]["fn"].log_prob(w_raw)),
+        float(dist.Normal(0.0, 1.0).log_prob(w_raw).sum()),
+        rtol=1e-6,
+    )
+    weights = encoder_input_scales(4.0, 3) * w_raw
+    codes = encode_covariates(
+        features, weights, trace["encoder_bias"]["value"], trace["encoder_out"]["value"]
+    )
+    codes = codes + trace["code_residual"]["value"]
+    deviation = codes @ trace["dictionary"]["value"]
+    # coef_prior is log N(deviation; 0, prior_scale = 1) summed.
+    np.testing.assert_allclose(
+        float(trace["coef_prior"]["fn"].log_factor),
+        float(dist.Normal(0.0, 1.0).log_prob(deviation).sum()),
+        rtol=1e-5,
+    )
