@@ -22,7 +22,10 @@ assert len(jax.devices()) == 2, jax.devices()
 data = simulate.make_low_rank(n_samples={n}, n_features=3, random_state=3)
 fits = {{}}
 for devices in (None, 2):
-    est = PersonalizedRegression(random_state=0, devices=devices)
+    # One MAP run (no validation fits): with them the final fit starts from the
+    # chosen validation fit, so rounding differences pass through two
+    # optimisations (seen: 1.3% of the coefficients' scale, against 0.45%).
+    est = PersonalizedRegression(random_state=0, devices=devices, validation_fraction=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(data.X, data.y, covariates=data.covariates)
@@ -39,6 +42,7 @@ print(json.dumps({{
     "split": not kwargs["X"].sharding.is_fully_replicated,
     "predict_gap": float(np.max(np.abs(one.predict(data.X, covariates=data.covariates)
                                        - two.predict(data.X, covariates=data.covariates)))),
+    "predict_scale": float(np.max(np.abs(one.predict(data.X, covariates=data.covariates)))),
 }}))
 """
 
@@ -61,10 +65,12 @@ def test_sharded_map_equals_single_device(n_samples):
     assert result["split"] == (n_samples % 2 == 0)
     # Same MAP up to floating-point summation order: float32 sums split over
     # two devices round differently, and the Adam steps carry that on (seen:
-    # differences of 1e-3 of the coefficients, final losses equal to float32
-    # resolution). A wrong split (misaligned rows or pairs) moves them by O(1).
+    # differences of 0.5% of the coefficients' scale, final losses equal to
+    # float32 resolution). A wrong split (misaligned rows or pairs) moves them
+    # by O(1).
     assert result["max_abs"] <= 1e-2 * max(result["scale"], 1.0), result
-    assert result["predict_gap"] <= 1e-2 * max(result["scale"], 1.0), result
+    # Predictions against the predictions' own scale (x times the coefficients).
+    assert result["predict_gap"] <= 1e-2 * max(result["predict_scale"], 1.0), result
 
 
 def test_devices_setting_is_checked(toy):
