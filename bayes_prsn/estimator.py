@@ -335,19 +335,17 @@ class _PersonalizedBase(BaseEstimator):
         population, key, rng = problem.population, problem.key, problem.rng
         family, design, encoded = self.family_, data["X"], problem.encoded
         batch_sizes = self._batch_sizes(data)
-        self._warm_start = None
         if batch_sizes is None:
-            smoothing = self._choose_smoothing(data, settings, init, population, key, rng)
+            smoothing, start = self._choose_smoothing(data, settings, init, population, key, rng)
         else:
-            smoothing = self._choose_smoothing_on_subset(problem)
+            smoothing, start = self._choose_smoothing_on_subset(problem), None
         settings.update(smoothing)
-        if self._warm_start is not None:
+        if start is not None:
             # Continue from the chosen candidate's MAP: the final fit only adds
             # the held-out samples' likelihood (a steep encoder unit takes
             # thousands of steps to form; toy data: 0.0037 against 0.0072 when
             # started afresh with the same step cap).
-            init = self._warm_start
-        self._warm_start = None
+            init = start
         result = self._run(key, data, settings, init, warn=True, batch_sizes=batch_sizes)
 
         params = result.params
@@ -359,7 +357,9 @@ class _PersonalizedBase(BaseEstimator):
         self.embedding_ = _codes(params, data, encoder_scale)
         # The encoder's weights as g uses them (the site holds W_1 / s_W).
         self._encoder_params = (
-            tuple(np.asarray(w, dtype=float) for w in _encoder_weights(params, encoder_scale))
+            tuple(
+                np.asarray(w, dtype=float) for w in _fitted_encoder_weights(params, encoder_scale)
+            )
             if self.encoder_width
             else None
         )
@@ -628,7 +628,7 @@ class _PersonalizedBase(BaseEstimator):
         sub = helper._setup(
             problem.X[index], problem.y[index], problem.covariates_frame.iloc[index]
         )
-        smoothing = helper._choose_smoothing(
+        smoothing, _ = helper._choose_smoothing(
             sub.data, sub.settings, sub.init, sub.population, sub.key, sub.rng
         )
         scores = helper.validation_scores_
@@ -706,7 +706,7 @@ class _PersonalizedBase(BaseEstimator):
             )
         return available[:count]
 
-    def _choose_smoothing(self, data, settings, init, population, key, rng) -> dict:
+    def _choose_smoothing(self, data, settings, init, population, key, rng) -> tuple:
         """Choose the noise scale (gaussian) and the encoder's smoothness on held-out samples.
 
         A random ``validation_fraction`` of the samples is left out of the
@@ -722,13 +722,18 @@ class _PersonalizedBase(BaseEstimator):
         the fit uses a much stronger smoothing (``FALLBACK_NOISE_SCALE``,
         ``FALLBACK_LIKELIHOOD_SCALE``), which keeps every model near the
         population's.
+
+        Returns the chosen settings and the chosen candidate's MAP parameters
+        (None when nothing was fitted or the fallback was chosen), from which
+        the final fit starts.
         """
         family = self.family_
         fixed = {"likelihood_scale": 1.0, "encoder_scale": ENCODER_SCALE}
         if family == "gaussian":
             if self.noise_scale != "auto":
                 self.validation_scores_ = None
-                return dict(fixed, noise_scale=float(self.noise_scale) / self.y_scaler_.scale[0])
+                chosen = dict(fixed, noise_scale=float(self.noise_scale) / self.y_scaler_.scale[0])
+                return chosen, None
             candidates = [dict(fixed, noise_scale=s) for s in NOISE_SCALE_GRID]
         else:
             candidates = [
@@ -738,7 +743,7 @@ class _PersonalizedBase(BaseEstimator):
         held_out = rng.random(n_samples) < self.validation_fraction
         if self.validation_fraction == 0 or held_out.sum() < 10 or (~held_out).sum() < 10:
             self.validation_scores_ = None
-            return candidates[len(candidates) // 2]
+            return candidates[len(candidates) // 2], None
         X, y = data["X"], data["y"]
         n_total = len(candidates) + (len(ENCODER_SCALE_GRID) - 1 if self.encoder_width else 0)
         scores, fits = [], []
@@ -777,6 +782,7 @@ class _PersonalizedBase(BaseEstimator):
         )
         population_score = _predictive_loss(X[held_out] @ population_train, y[held_out], family)
         best = int(np.argmin(scores))
+        start = fits[best]
         if scores[best] >= population_score:
             # No candidate beats one model for everyone: smooth so strongly
             # that every sample's model stays at the population's.
@@ -786,16 +792,14 @@ class _PersonalizedBase(BaseEstimator):
                 else dict(fixed, noise_scale=None, likelihood_scale=FALLBACK_LIKELIHOOD_SCALE)
             )
             candidates = [*candidates, fallback]
-            best = len(candidates) - 1
-        else:
-            self._warm_start = fits[best]
+            best, start = len(candidates) - 1, None
         self.validation_scores_ = {
             "candidates": candidates,
             "scores": scores,
             "population": population_score,
             "chosen": best,
         }
-        return candidates[best]
+        return candidates[best], start
 
     # ------------------------------------------------------------- save/load
     def save(self, path):
@@ -1371,7 +1375,7 @@ def _encoder_features(encoded) -> np.ndarray:
     return neighbour_space(encoded, np.ones(encoded.numeric.shape[1] + len(encoded.n_levels)))
 
 
-def _encoder_weights(params, encoder_scale: float) -> tuple:
+def _fitted_encoder_weights(params, encoder_scale: float) -> tuple:
     """(W_1, b_1, W_2) from the SVI parameters (the ``encoder_in`` site holds W_1 / s_W)."""
     w_raw, bias, out = (params[name] for name in ENCODER_SITES)
     scales = np.asarray(encoder_input_scales(encoder_scale, np.shape(w_raw)[1]))
@@ -1382,7 +1386,7 @@ def _codes(params, data, encoder_scale: float) -> np.ndarray:
     """MAP codes Z from the SVI parameters (encoder output plus residual when encoded)."""
     if "code_residual" not in params:
         return np.asarray(params["embedding"], dtype=float)
-    weights = _encoder_weights(params, encoder_scale)
+    weights = _fitted_encoder_weights(params, encoder_scale)
     mean = encode_covariates(data["covariate_features"], *weights)
     return np.asarray(mean + params["code_residual"], dtype=float)
 
