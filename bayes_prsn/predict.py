@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from .preprocessing import EncodedCovariates, neighbour_space, pair_distances
+from .preprocessing import EncodedCovariates, NeighbourSearch, neighbour_space, pair_distances
 
 __all__ = [
     "PREDICT_METHODS",
@@ -36,16 +36,17 @@ PREDICT_METHODS = ("neighbors", "embedding")
 
 
 def neighbour_search(train: EncodedCovariates, weights: np.ndarray, n_neighbors: int):
-    """Tree search over the training samples under the phi-weighted metric."""
-    from sklearn.neighbors import NearestNeighbors
+    """Tree search over the training samples under the phi-weighted metric.
 
-    k = min(n_neighbors, train.n_samples)
-    return NearestNeighbors(n_neighbors=k, metric="manhattan").fit(neighbour_space(train, weights))
+    Returns ``(search, k)``: the tree and how many neighbours each query takes.
+    """
+    return NeighbourSearch(neighbour_space(train, weights)), min(n_neighbors, train.n_samples)
 
 
 def nearest_training(new: EncodedCovariates, search, weights: np.ndarray) -> np.ndarray:
     """Indices (n_new, k) of the nearest training samples of each new sample."""
-    return search.kneighbors(neighbour_space(new, weights), return_distance=False)
+    tree, k = search
+    return tree.query(neighbour_space(new, weights), k)
 
 
 def predict_neighbors(new, search, theta_train, weights) -> np.ndarray:

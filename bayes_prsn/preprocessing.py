@@ -39,6 +39,7 @@ __all__ = [
     "check_response",
     "pair_distances",
     "build_neighbour_pairs",
+    "NeighbourSearch",
 ]
 
 
@@ -422,18 +423,16 @@ def build_neighbour_pairs(
     is_random : bool ndarray (n_pairs,)
         Whether the pair is a random one (and not also a neighbour pair).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     space = neighbour_space(encoded, weights)
     n = space.shape[0]
-    search = NearestNeighbors(n_neighbors=n_neighbors + 1, metric="manhattan").fit(space)
-    _, index = search.kneighbors(space)
+    index = NeighbourSearch(space).query(space, n_neighbors + 1)
     neighbours = _unique_pairs(np.repeat(np.arange(n), n_neighbors + 1), index.ravel())
     if n_random == 0:
         return neighbours, np.zeros(len(neighbours), dtype=bool)
     rng = np.random.default_rng(rng)
     extra = _unique_pairs(np.repeat(np.arange(n), n_random), rng.integers(0, n, n * n_random))
-    extra = extra[~np.isin(extra[:, 0] * n + extra[:, 1], neighbours[:, 0] * n + neighbours[:, 1])]
+    known = neighbours[:, 0] * n + neighbours[:, 1]  # sorted: _unique_pairs sorts its keys
+    extra = extra[~_sorted_contains(known, extra[:, 0] * n + extra[:, 1])]
     is_random = np.r_[np.zeros(len(neighbours), dtype=bool), np.ones(len(extra), dtype=bool)]
     return np.concatenate([neighbours, extra]), is_random
 
@@ -443,5 +442,43 @@ def _unique_pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     low, high = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]
     # One int64 key per pair: a 1-D unique is several times faster than unique(axis=0).
     n = int(high.max()) + 1 if high.size else 1
-    keys = np.unique(low.astype(np.int64) * n + high)
+    keys = _sorted_unique(low.astype(np.int64) * n + high)
     return np.stack([keys // n, keys % n], axis=1)
+
+
+# NumPy 2.3+ computes np.unique and np.isin of integers through a hash table,
+# which is 30 to 60 times slower than sorting for the millions of pair keys
+# built here (2.6e6 keys: 3.1 s against 0.05 s).
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+
+
+def _sorted_contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in ``sorted_keys`` (ascending, unique)."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[at] == keys
+
+
+class NeighbourSearch:
+    """Exact nearest neighbours under the L1 distance (a k-d tree).
+
+    SciPy's tree on all cores: for 1e5 samples and 26 neighbours it takes 3 s
+    where scikit-learn's ``NearestNeighbors`` (one core) takes 20 s.
+    """
+
+    def __init__(self, space: np.ndarray):
+        from scipy.spatial import cKDTree
+
+        self.n_samples = space.shape[0]
+        self._tree = cKDTree(np.ascontiguousarray(space, dtype=float))
+
+    def query(self, points: np.ndarray, n_neighbors: int) -> np.ndarray:
+        """Indices (n_points, n_neighbors) of the nearest samples, nearest first."""
+        k = min(int(n_neighbors), self.n_samples)
+        _, index = self._tree.query(
+            np.ascontiguousarray(points, dtype=float), k=list(range(1, k + 1)), p=1, workers=-1
+        )
+        return np.asarray(index, dtype=np.int64).reshape(points.shape[0], k)

@@ -271,6 +271,7 @@ def personalized_regression_minibatch(
     covariate_features=None,
     encoder_width: int = 0,
     encoder_scale=5.0,
+    positions=None,
 ):
     r"""The same joint density, estimated on a minibatch of samples and of pairs.
 
@@ -282,9 +283,17 @@ def personalized_regression_minibatch(
     log-density and its gradient are unbiased estimates of those of
     :func:`personalized_regression` with the same arguments. The codes of all
     samples form one site with a flat base measure whose prior enters through
-    the rescaled factor, so a step touches only the rows in the batch (and the
-    pairs' endpoints): memory O(N K + N k), time per step O(B + B_p). For MAP
-    (the result is the same optimum); not for sampling.
+    the rescaled factor. For MAP (the result is the same optimum); not for
+    sampling.
+
+    ``positions`` (B + 2 B_p,) makes the code site local to the batch: the
+    site then has shape (B + 2 B_p, rank) and holds the codes of the samples
+    the batch touches, and ``positions`` gives the site row of each sample in
+    ``batch``, then of the first and of the second sample of each pair in
+    ``pair_batch`` (a sample met twice has one row). The density is the same
+    function of the codes; a step then touches O(B + B_p) values instead of
+    O(N K) (:func:`bayes_prsn.svi.run_svi` gathers and writes back those rows).
+    ``None``: the site holds every sample's code.
     """
     from numpyro.distributions import constraints
 
@@ -298,21 +307,32 @@ def personalized_regression_minibatch(
         else None
     )
     site = "code_residual" if encoder_width else "embedding"
+    n_rows = n_samples if positions is None else positions.shape[0]
     own = numpyro.sample(
-        site, dist.ImproperUniform(constraints.real, (), event_shape=(n_samples, rank))
+        site, dist.ImproperUniform(constraints.real, (), event_shape=(n_rows, rank))
     )
+    chosen = pairs[pair_batch]
+    if positions is None:
+        rows = (batch, chosen[:, 0], chosen[:, 1])
+    else:
+        n_batch, n_pair_batch = batch.shape[0], pair_batch.shape[0]
+        rows = (
+            positions[:n_batch],
+            positions[n_batch : n_batch + n_pair_batch],
+            positions[n_batch + n_pair_batch :],
+        )
 
-    def codes(index):
+    def codes(index, row):
         if encoder is None:
-            return own[index]
-        return own[index] + encode_covariates(covariate_features[index], *encoder)
+            return own[row]
+        return own[row] + encode_covariates(covariate_features[index], *encoder)
 
     sample_scale = n_samples / batch.shape[0]
     pair_scale = pairs.shape[0] / pair_batch.shape[0]
-    embedding = codes(batch)
+    embedding = codes(batch, rows[0])
     numpyro.factor(
         "code_prior",
-        sample_scale * dist.Normal(0.0, embedding_scale).log_prob(own[batch]).sum(),
+        sample_scale * dist.Normal(0.0, embedding_scale).log_prob(own[rows[0]]).sum(),
     )
     deviation = embedding @ dictionary
     coef = shared + deviation
@@ -320,10 +340,9 @@ def personalized_regression_minibatch(
         "coef_prior",
         sample_scale * _coef_log_prior(deviation if offset else coef, prior, prior_scale),
     )
-    chosen = pairs[pair_batch]
     mismatch = _mismatch(
-        codes(chosen[:, 0]),
-        codes(chosen[:, 1]),
+        codes(chosen[:, 0], rows[1]),
+        codes(chosen[:, 1], rows[2]),
         pair_distances[pair_batch],
         weights,
         None if pair_weights is None else pair_weights[pair_batch],

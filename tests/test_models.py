@@ -146,6 +146,30 @@ def test_minibatch_density_is_unbiased(family, encoder_width):
     batch_grad = jax.grad(lambda p: minibatch(jnp.arange(n), jnp.arange(n_pairs), p))(params)
     for name in params:
         np.testing.assert_allclose(batch_grad[name], full_grad[name], rtol=1e-4, atol=1e-4)
+    # A site local to the batch (``positions``, as run_svi passes it) gives
+    # the same density, and each sample's gradient is its row's gradient.
+    batch, pair_batch = jnp.asarray([3, 0, 3, 7]), jnp.asarray([1, 4, 4])
+    ends = np.asarray(pairs)[np.asarray(pair_batch)]
+    touched = np.concatenate([np.asarray(batch), ends[:, 0], ends[:, 1]])
+    rows, positions = np.unique(touched, return_inverse=True)
+    # The site has one row per touched entry; rows past the unique ones are unused.
+    site = jnp.zeros((touched.size, 2)).at[: rows.size].set(params[code_site][rows])
+    local = dict(params, **{code_site: site})
+
+    def local_density(p):
+        args = (X, pairs, distances, y, batch, pair_batch)
+        opts = dict(options, positions=jnp.asarray(positions))
+        return log_density(personalized_regression_minibatch, args, opts, p)[0]
+
+    np.testing.assert_allclose(
+        float(local_density(local)), float(minibatch(batch, pair_batch)), rtol=1e-6
+    )
+    dense_grad = jax.grad(lambda p: minibatch(batch, pair_batch, p))(params)[code_site]
+    local_grad = jax.grad(local_density)(local)[code_site]
+    np.testing.assert_allclose(local_grad[: rows.size], dense_grad[rows], rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(local_grad)[rows.size :] == 0)
+    untouched = np.setdiff1d(np.arange(n), rows)
+    assert np.all(np.asarray(dense_grad)[untouched] == 0)
     # Mean over many random batches (with replacement, as in run_svi); the
     # likelihood's scaling is the same for every family, so one suffices.
     if family != "gaussian":

@@ -6,10 +6,12 @@ import pytest
 
 from bayes_prsn.preprocessing import (
     CovariateEncoder,
+    NeighbourSearch,
     Standardizer,
     build_neighbour_pairs,
     check_array,
     check_response,
+    neighbour_space,
     pair_distances,
 )
 
@@ -111,3 +113,38 @@ def test_neighbour_pairs_sparse_and_local(rng):
     assert pairs.shape[0] < more.shape[0] <= 200 * 8
     assert len(np.unique(more, axis=0)) == more.shape[0]
     np.testing.assert_array_equal(more[~is_random], pairs)
+
+
+def test_neighbour_search_is_exact_l1_with_categories_and_missing(rng):
+    # Numeric, categorical and missing values: the tree's neighbours must be
+    # the brute-force nearest ones under the L1 distance of neighbour_space.
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "a": np.where(rng.uniform(size=n) < 0.1, np.nan, rng.normal(size=n)),
+            "b": rng.uniform(size=n),
+            "g": rng.choice(["x", "y", "z"], size=n),
+        }
+    )
+    encoded = CovariateEncoder().fit(frame, n_samples=n).transform(frame)
+    weights = np.array([2.0, 1.0, 0.5])
+    space = neighbour_space(encoded, weights)
+    index = NeighbourSearch(space).query(space[:40], 7)
+    brute = np.abs(space[:40, None, :] - space[None, :, :]).sum(axis=2)
+    found = np.take_along_axis(brute, index, axis=1)
+    np.testing.assert_allclose(found, np.sort(brute, axis=1)[:, :7], atol=1e-12)
+    assert np.all(index[:, 0] == np.arange(40))  # each point is its own nearest
+    # Asking for more neighbours than samples returns every sample.
+    assert NeighbourSearch(space[:5]).query(space[:2], 9).shape == (2, 5)
+
+
+def test_neighbour_pairs_match_unique_and_isin(rng):
+    # The sort-based dedup and membership agree with np.unique / np.isin.
+    from bayes_prsn.preprocessing import _sorted_contains, _sorted_unique
+
+    keys = rng.integers(0, 50, size=400)
+    np.testing.assert_array_equal(_sorted_unique(keys), np.unique(keys))
+    probe = rng.integers(-5, 60, size=100)
+    np.testing.assert_array_equal(_sorted_contains(np.unique(keys), probe), np.isin(probe, keys))
+    assert _sorted_unique(np.array([], dtype=np.int64)).size == 0
+    assert not _sorted_contains(np.array([], dtype=np.int64), probe).any()

@@ -25,7 +25,9 @@ for devices in (None, 2):
     # One MAP run (no validation fits): with them the final fit starts from the
     # chosen validation fit, so rounding differences pass through two
     # optimisations (seen: 1.3% of the coefficients' scale, against 0.45%).
-    est = PersonalizedRegression(random_state=0, devices=devices, validation_fraction=0)
+    est = PersonalizedRegression(
+        random_state=0, devices=devices, validation_fraction=0, batch_size={batch_size}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(data.X, data.y, covariates=data.covariates)
@@ -48,13 +50,18 @@ print(json.dumps({{
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_samples", [200, 201])
-def test_sharded_map_equals_single_device(n_samples):
-    """200 samples split evenly; 201 cannot, so only the pairs are split."""
+@pytest.mark.parametrize(("n_samples", "batch_size"), [(200, None), (201, None), (200, 64)])
+def test_sharded_map_equals_single_device(n_samples, batch_size):
+    """200 samples split evenly; 201 cannot, so only the pairs are split.
+
+    With ``batch_size=64`` the minibatch steps gather and write back the
+    drawn codes' rows across the two devices (both fits draw the same
+    batches: same seed).
+    """
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     env["JAX_PLATFORMS"] = "cpu"
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(n=n_samples)],
+        [sys.executable, "-c", SCRIPT.format(n=n_samples, batch_size=batch_size)],
         capture_output=True,
         text=True,
         env=env,

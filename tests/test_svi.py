@@ -45,3 +45,45 @@ def test_non_finite_start_is_an_error(problem):
 def test_progress_bar(problem, capsys):
     _run(problem, max_steps=200, min_steps=100, progress_bar=True, warn=False)
     assert "MAP (SVI)" in capsys.readouterr().err
+
+
+def test_minibatch_step_moves_only_the_drawn_codes(problem):
+    """A minibatch step updates the codes of the samples it draws and no others.
+
+    One step of 2 samples and 2 pairs touches at most 6 of the 80 codes; the
+    rest must stay exactly where they were (the step costs O(B + B_p), not
+    O(N)). Adam's first step moves a coordinate by the step size times
+    |g| / (|g| + 1e-8) (its moments' bias correction is per row): at most the
+    step size, and the step size itself wherever the gradient is not tiny
+    (pair-only rows, with gamma 0.1 and close codes, move 2-3% less).
+    """
+    kwargs, init = problem
+    one = _run(
+        problem,
+        encoder_width=16,
+        batch_sizes=(2, 2),
+        max_steps=1,
+        min_steps=1,
+        chunk_size=1,
+        step_size=0.02,
+        warn=False,
+    )
+    assert one.num_steps == 1
+    moved = one.params["code_residual"] - np.asarray(init["code_residual"], dtype=np.float32)
+    changed = np.any(moved != 0, axis=1)
+    assert 1 <= changed.sum() <= 6
+    assert np.abs(moved).max() <= 0.02 * (1 + 1e-5)
+    np.testing.assert_allclose(np.median(np.abs(moved[changed])), 0.02, rtol=1e-3)
+    # Ten steps touch at most 60 rows: the other codes stay put.
+    more = _run(
+        problem,
+        encoder_width=16,
+        batch_sizes=(2, 2),
+        max_steps=10,
+        min_steps=1,
+        chunk_size=10,
+        warn=False,
+    )
+    assert np.all(np.isfinite(more.losses))
+    moved = more.params["code_residual"] - np.asarray(init["code_residual"], dtype=np.float32)
+    assert 1 <= np.any(moved != 0, axis=1).sum() <= 60
