@@ -303,6 +303,29 @@ def test_stored_encoder_weights_give_the_codes(fitted_toy):
     assert residual < 0.1, residual
 
 
+def test_training_coefficients_follow_the_new_sample_rule(fitted_toy, toy):
+    """coef_ is g(u_i) plus the mean MAP residual of the sample's neighbours
+    (itself included): predict_coef on the training covariates gives it back,
+    and it is not the sample's own MAP code (embedding_) times the dictionary."""
+    est = fitted_toy
+    np.testing.assert_allclose(est.predict_coef(toy.covariates), est.coef_, rtol=0, atol=1e-10)
+    own = est._offset_internal + est.embedding_ @ est._dictionary_internal
+    own_coef, _ = est._to_original_units(own)
+    gap = np.abs(own_coef - est.coef_).max()
+    assert 0 < gap < 0.5 * np.abs(est.coef_).max(), gap
+    # By hand for one sample: its neighbours under the learned metric.
+    from bayes_prsn.predict import nearest_training
+
+    index = nearest_training(
+        est._train_encoded.take([7]), est._neighbour_search(), est.covariate_weights_
+    )
+    assert 7 in index[0]
+    mean = est._code_mean(est._train_encoded)
+    code = mean[7] + (est.embedding_ - mean)[index[0]].mean(axis=0)
+    theta = est._offset_internal + code @ est._dictionary_internal
+    np.testing.assert_allclose(est._to_original_units(theta[None])[0][0], est.coef_[7], atol=1e-10)
+
+
 def test_classifier_keeps_the_full_likelihood(fitted_classifier):
     """Bernoulli fits try only the full likelihood (powers below 1 attenuate the
     coefficients); a weaker power is only the fallback to the population."""
