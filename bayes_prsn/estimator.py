@@ -534,8 +534,9 @@ class _PersonalizedBase(BaseEstimator):
         Without the encoder, the MAP codes. With it, each sample's code is the
         encoder's output ``g(u_i)`` plus the mean MAP residual of its
         ``n_neighbors`` nearest training samples under the learned metric
-        (itself included): the rule new samples get, so ``predict_coef`` on
-        the training covariates gives ``coef_``. A sample's own residual is
+        (itself included): the rule new samples get under the default
+        ``predict_method="neighbors"``, so ``predict_coef`` on the training
+        covariates then gives ``coef_``. A sample's own residual is
         fitted to its single observation and carries its noise; the
         distance-matching prior says that neighbours share their codes, and
         the mean over them keeps the shared part. Measured on the benchmark
@@ -1573,8 +1574,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         ``coef_`` is not ``embedding_ @ dictionary_`` plus the offset: each
         training sample's coefficients use the encoder's code plus the mean
         MAP residual of its ``n_neighbors`` nearest training samples, the same
-        rule as for new samples (``predict_coef`` on the training covariates
-        gives ``coef_``).
+        rule as for new samples under the default
+        ``predict_method="neighbors"`` (``predict_coef`` on the training
+        covariates then gives ``coef_``).
     dictionary_ : ndarray (rank, n_features)
         Dictionary :math:`Q` in original units (without the intercept column).
     noise_scale_ : float or None
