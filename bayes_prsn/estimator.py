@@ -54,8 +54,8 @@ AUTO_BATCH_SIZE = 8192
 #: validation fits the N = 1e5 fit took 105 s instead of 79 s).
 VALIDATION_SAMPLES = 2_000
 
-#: Training samples whose neighbours are looked up at once (bounds the
-#: memory of the (rows, n_neighbors, rank) residuals gathered for ``coef_``).
+#: Samples whose neighbours' codes are gathered at once (bounds the memory of
+#: the (rows, n_neighbors, rank) codes, for ``coef_`` and for predictions).
 NEIGHBOUR_CHUNK = 65_536
 #: Used when the population GLM beats every candidate on the held-out samples:
 #: noise scale (gaussian, standardised units) and likelihood power (other families).
@@ -547,15 +547,24 @@ class _PersonalizedBase(BaseEstimator):
         """
         if self._encoder_params is None:
             return self.embedding_
-        mean = self._code_mean(encoded)
-        residual = self.embedding_ - mean
+        return self._neighbour_codes(encoded)
+
+    def _neighbour_codes(self, encoded) -> np.ndarray:
+        """Codes from the nearest training samples: their mean code plus the encoder's shift.
+
+        I.e. ``g(u)`` plus the neighbours' mean MAP residual; used for new
+        samples (``predict_method="neighbors"``) and for the training
+        samples' ``coef_``. Rows are looked up ``NEIGHBOUR_CHUNK`` at a time,
+        which bounds the memory of the gathered (rows, n_neighbors, rank)
+        codes.
+        """
         search = self._neighbour_search()
-        codes = np.empty_like(mean)
-        n_samples = mean.shape[0]
-        for start in range(0, n_samples, NEIGHBOUR_CHUNK):
-            rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, n_samples))
-            index = nearest_training(encoded.take(rows), search, self.covariate_weights_)
-            codes[rows] = mean[rows] + residual[index].mean(axis=1)
+        codes = np.empty((encoded.n_samples, self.rank))
+        for start in range(0, encoded.n_samples, NEIGHBOUR_CHUNK):
+            rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, encoded.n_samples))
+            part = encoded.take(rows)
+            index = nearest_training(part, search, self.covariate_weights_)
+            codes[rows] = self.embedding_[index].mean(axis=1) + self._encoder_shift(part, index)
         return codes
 
     def _population_penalty(self, n_columns: int) -> np.ndarray:
@@ -1345,8 +1354,7 @@ class _PersonalizedBase(BaseEstimator):
         encoded = self.encoder_.transform(covariates)
         search = self._neighbour_search()
         if self._encoder_params is not None and self.predict_method == "neighbors":
-            index = nearest_training(encoded, search, self.covariate_weights_)
-            codes = self.embedding_[index].mean(axis=1) + self._encoder_shift(encoded, index)
+            codes = self._neighbour_codes(encoded)
             theta = self._offset_internal + codes @ self._dictionary_internal
         elif self.predict_method == "neighbors":
             theta = predict_neighbors(

@@ -57,33 +57,29 @@ def test_minibatch_step_moves_only_the_drawn_codes(problem):
     step size, and the step size itself wherever the gradient is not tiny
     (pair-only rows, with gamma 0.1 and close codes, move 2-3% less).
     """
-    kwargs, init = problem
-    one = _run(
-        problem,
-        encoder_width=16,
-        batch_sizes=(2, 2),
-        max_steps=1,
-        min_steps=1,
-        chunk_size=1,
-        step_size=0.02,
-        warn=False,
-    )
-    assert one.num_steps == 1
-    moved = one.params["code_residual"] - np.asarray(init["code_residual"], dtype=np.float32)
+    start = np.asarray(problem[1]["code_residual"], dtype=np.float32)
+
+    def moved_codes(steps):
+        """Run ``steps`` steps of 2 samples and 2 pairs (one chunk): losses, code moves."""
+        result = _run(
+            problem,
+            encoder_width=16,
+            batch_sizes=(2, 2),
+            max_steps=steps,
+            min_steps=1,
+            chunk_size=steps,
+            step_size=0.02,
+            warn=False,
+        )
+        assert result.num_steps == steps
+        return result.losses, result.params["code_residual"] - start
+
+    _, moved = moved_codes(1)
     changed = np.any(moved != 0, axis=1)
     assert 1 <= changed.sum() <= 6
     assert np.abs(moved).max() <= 0.02 * (1 + 1e-5)
     np.testing.assert_allclose(np.median(np.abs(moved[changed])), 0.02, rtol=1e-3)
     # Ten steps touch at most 60 rows: the other codes stay put.
-    more = _run(
-        problem,
-        encoder_width=16,
-        batch_sizes=(2, 2),
-        max_steps=10,
-        min_steps=1,
-        chunk_size=10,
-        warn=False,
-    )
-    assert np.all(np.isfinite(more.losses))
-    moved = more.params["code_residual"] - np.asarray(init["code_residual"], dtype=np.float32)
+    losses, moved = moved_codes(10)
+    assert np.all(np.isfinite(losses))
     assert 1 <= np.any(moved != 0, axis=1).sum() <= 60
