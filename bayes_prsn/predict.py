@@ -38,9 +38,10 @@ PREDICT_METHODS = ("neighbors", "embedding")
 def neighbour_search(train: EncodedCovariates, weights: np.ndarray, n_neighbors: int):
     """Tree search over the training samples under the phi-weighted metric.
 
-    Returns ``(search, k)``: the tree and how many neighbours each query takes.
+    Returns ``(search, k)``: the tree and how many neighbours each query asks
+    for (a query returns at most every training sample).
     """
-    return NeighbourSearch(neighbour_space(train, weights)), min(n_neighbors, train.n_samples)
+    return NeighbourSearch(neighbour_space(train, weights)), n_neighbors
 
 
 def nearest_training(new: EncodedCovariates, search, weights: np.ndarray) -> np.ndarray:

@@ -189,9 +189,10 @@ def _minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size):
             lambda: svi.optim.update(g_shared, state.svi.optim_state),
             lambda: state.svi.optim_state,
         )
-        count = gather(state.count, rows) + 1
-        m = b1 * gather(state.m, rows) + (1 - b1) * g_own
-        v = b2 * gather(state.v, rows) + (1 - b2) * g_own**2
+        count, m_old, v_old = (gather(x, rows) for x in (state.count, state.m, state.v))
+        count = count + 1
+        m = b1 * m_old + (1 - b1) * g_own
+        v = b2 * v_old + (1 - b2) * g_own**2
         m_hat = m / (1 - b1 ** count[:, None])
         v_hat = v / (1 - b2 ** count[:, None])
         moved = own - schedule(i) * m_hat / (jnp.sqrt(v_hat) + eps)
@@ -202,8 +203,8 @@ def _minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size):
         new = _MinibatchState(
             state.svi._replace(optim_state=optim_state, rng_key=rng_key),
             put(state.codes, moved, own),
-            put(state.m, m, gather(state.m, rows)),
-            put(state.v, v, gather(state.v, rows)),
+            put(state.m, m, m_old),
+            put(state.v, v, v_old),
             put(state.count, count, count - 1),
         )
         return new, jnp.where(ok, loss, jnp.nan)
