@@ -1,0 +1,176 @@
+"""Fixed fits whose outputs are kept in ``tests/data/golden.npz`` (see ``test_golden.py``).
+
+The reference was written by ``python tests/golden_cases.py --write`` with the
+code as it stood before the estimator was split into the problem, smoothing,
+fitted-state and back-end modules (commit 3e799be), so the test proves that
+the redesign changed no number. The cases cover every family, full-batch and
+minibatch fits, numeric and categorical covariates, the encoder on and off, a
+given noise scale, both prediction rules and the three posterior back-ends.
+It also writes two models saved in format version 1 (``tests/data/*.bprsn``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+
+from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, simulate  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+REFERENCE = DATA / "golden.npz"
+#: Models saved by the code before the redesign (format version 1).
+SAVED = {
+    "clustered": DATA / "model_v1_clustered.bprsn",
+    "classifier": DATA / "model_v1_classifier.bprsn",
+}
+
+
+def _with_site(data, seed: int):
+    """The generator's covariates plus a categorical column ``site`` with 3 levels."""
+    rng = np.random.default_rng(seed)
+    covariates = data.covariates.copy()
+    covariates["site"] = rng.choice(["north", "south", "east"], data.n_samples)
+    return covariates
+
+
+def _cases():
+    """name -> (estimator, train data, train covariates, new data, new covariates, posterior)."""
+    toy, toy_new = (simulate.make_toy(n_samples=n, random_state=s) for n, s in ((120, 0), (30, 10)))
+    clustered, clustered_new = (
+        simulate.make_clustered(n_samples=n, random_state=s) for n, s in ((120, 1), (30, 11))
+    )
+    low, low_new = (
+        simulate.make_low_rank(n_samples=n, n_features=3, n_noise_covariates=1, random_state=s)
+        for n, s in ((150, 2), (30, 12))
+    )
+    logistic, logistic_new = (
+        simulate.make_logistic(n_samples=n, random_state=s) for n, s in ((150, 3), (30, 13))
+    )
+    counts, counts_new = (
+        simulate.make_poisson(n_samples=n, random_state=s) for n, s in ((150, 4), (30, 14))
+    )
+    return {
+        "toy": (
+            PersonalizedRegression(random_state=0, max_steps=600),
+            toy,
+            toy.covariates,
+            toy_new,
+            toy_new.covariates,
+            {"method": "laplace", "num_samples": 60, "random_state": 1},
+        ),
+        "clustered": (
+            PersonalizedRegression(random_state=1, max_steps=600),
+            clustered,
+            clustered.covariates,
+            clustered_new,
+            clustered_new.covariates,
+            {"method": "laplace", "num_samples": 60, "random_state": 2},
+        ),
+        "minibatch": (
+            PersonalizedRegression(random_state=2, max_steps=300, batch_size=48),
+            low,
+            _with_site(low, 20),
+            low_new,
+            _with_site(low_new, 21),
+            {"method": "vi", "num_samples": 100, "num_steps": 250, "random_state": 3},
+        ),
+        "classifier": (
+            PersonalizedClassifier(random_state=3, max_steps=600),
+            logistic,
+            logistic.covariates,
+            logistic_new,
+            logistic_new.covariates,
+            {"method": "laplace", "num_samples": 60, "random_state": 4},
+        ),
+        "poisson_minibatch": (
+            PersonalizedRegression(family="poisson", random_state=4, max_steps=300, batch_size=48),
+            counts,
+            _with_site(counts, 22),
+            counts_new,
+            _with_site(counts_new, 23),
+            {"method": "laplace", "num_samples": 60, "random_state": 5},
+        ),
+        "no_encoder": (
+            PersonalizedRegression(
+                random_state=5,
+                max_steps=400,
+                encoder_width=0,
+                offset=False,
+                gamma=10.0,
+                noise_scale=0.3,
+                predict_method="embedding",
+            ),
+            toy,
+            _with_site(toy, 24),
+            toy_new,
+            _with_site(toy_new, 25),
+            {
+                "method": "nuts",
+                "num_warmup": 20,
+                "num_samples": 10,
+                "num_chains": 2,
+                "random_state": 6,
+            },
+        ),
+    }
+
+
+def run_cases(save_to: dict | None = None) -> dict[str, np.ndarray]:
+    """Fit every case and return its outputs as flat named arrays.
+
+    ``save_to`` maps case names to paths where the fitted model is saved.
+    """
+    out = {}
+    for name, (estimator, data, covariates, new, new_covariates, posterior) in _cases().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(data.X, data.y, covariates=covariates)
+            out[f"{name}.coef"] = estimator.coef_
+            out[f"{name}.intercept"] = estimator.intercept_
+            out[f"{name}.loss_history"] = estimator.loss_history_
+            out[f"{name}.embedding"] = estimator.embedding_
+            out[f"{name}.covariate_weights"] = estimator.covariate_weights_
+            out[f"{name}.predict"] = estimator.predict(new.X, new_covariates)
+            out[f"{name}.predict_coef"] = estimator.predict_coef(new_covariates)
+            out[f"{name}.predict_intercept"] = estimator.predict_intercept(new_covariates)
+            if name == "toy":
+                estimator.set_params(predict_method="embedding")
+                out[f"{name}.predict_embedding"] = estimator.predict_coef(new_covariates)
+                estimator.set_params(predict_method="neighbors")
+            if isinstance(estimator, PersonalizedClassifier):
+                out[f"{name}.predict_proba"] = estimator.predict_proba(new.X, new_covariates)
+            idata = estimator.sample_posterior(**posterior)
+            out[f"{name}.posterior_coef"] = np.asarray(idata.posterior["coef"].values)
+            if "intercept" in idata.posterior:
+                out[f"{name}.posterior_intercept"] = np.asarray(idata.posterior["intercept"].values)
+            if isinstance(estimator, PersonalizedClassifier):
+                _, lower, upper = estimator.predict_proba(
+                    new.X, new_covariates, return_interval=True
+                )
+            else:
+                _, lower, upper = estimator.predict(new.X, new_covariates, return_interval=True)
+            out[f"{name}.interval_lower"], out[f"{name}.interval_upper"] = lower, upper
+            if save_to and name in save_to:
+                estimator.save(save_to[name])
+    return {key: np.asarray(value, dtype=float) for key, value in out.items()}
+
+
+def new_samples(name: str):
+    """The new samples (X, covariates) of a case, for predictions from a saved model."""
+    _, _, _, new, covariates, _ = _cases()[name]
+    return new.X, covariates
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        raise SystemExit("usage: python tests/golden_cases.py --write  (overwrites the reference)")
+    DATA.mkdir(exist_ok=True)
+    outputs = run_cases(save_to=SAVED)
+    np.savez_compressed(REFERENCE, **outputs)
+    print(f"wrote {len(outputs)} arrays to {REFERENCE}")
