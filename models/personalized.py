@@ -48,14 +48,34 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-FAMILIES = ("gaussian", "bernoulli", "poisson")
+from . import families
+from .encoder import ENCODER_SCALE, encode_covariates, encoder_input_scales
+from .families import FAMILIES
+
+__all__ = [
+    "FAMILIES",
+    "PRIORS",
+    "SAMPLE_PLATE",
+    "code_log_prior",
+    "coef_log_prior",
+    "distance_potential",
+    "personalized_regression",
+    "personalized_regression_minibatch",
+]
+
 PRIORS = ("normal", "laplace")
 
 #: Name of the plate over samples ("sample" would collide with ArviZ's draw dim).
 SAMPLE_PLATE = "samples"
 
 
-def _coef_log_prior(deviation, prior: str, scale):
+def code_log_prior(codes, mean, scale):
+    """Log-density of the codes' prior :math:`N(\\text{mean}, \\text{scale}^2)` (summed)."""
+    return dist.Normal(mean, scale).log_prob(codes).sum()
+
+
+def coef_log_prior(deviation, prior: str, scale):
+    r"""Log-density of :math:`\psi`, the prior on each sample's deviation (summed)."""
     if prior == "normal":
         return dist.Normal(0.0, scale).log_prob(deviation).sum()
     if prior == "laplace":
@@ -63,31 +83,23 @@ def _coef_log_prior(deviation, prior: str, scale):
     raise ValueError(f"prior must be one of {PRIORS}; got {prior!r}.")
 
 
-def _likelihood(eta, family: str, noise_scale):
-    if family == "gaussian":
-        return dist.Normal(eta, noise_scale)
-    if family == "bernoulli":
-        return dist.Bernoulli(logits=eta)
-    if family == "poisson":
-        return dist.Poisson(jnp.exp(jnp.clip(eta, -30.0, 30.0)))
-    raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
+def distance_potential(code_i, code_j, rho, gamma, *, pair_weights=None, epsilon=1e-3, scale=1.0):
+    r"""The distance-matching potential of pairs, :math:`\tfrac{\gamma}{2} s \sum w_{ij}
+    (\rho_{ij} - \sqrt{\lVert Z_i - Z_j \rVert^2 + \epsilon^2})^2`.
 
-
-def encode_covariates(features, encoder_in, encoder_bias, encoder_out):
-    r"""The covariate encoder :math:`g(u) = \tanh(u W_1 + b_1) W_2`, the codes' prior mean."""
-    return jnp.tanh(features @ encoder_in + encoder_bias) @ encoder_out
-
-
-def encoder_input_scales(encoder_scale, width: int):
-    """Prior scale of each hidden unit's input weights: from 1 up to ``encoder_scale``.
-
-    Spread geometrically over the units, so the encoder has smooth units for
-    trends and steep ones for jumps (all 1 when ``encoder_scale`` is 1).
+    ``rho`` holds each pair's covariate distance :math:`\rho_\phi(u_i, u_j)`;
+    ``scale`` :math:`s` rescales a subsample of pairs. The model adds its
+    negative as the ``"distance_matching"`` factor; prediction minimises it
+    for a new code.
     """
-    return jnp.exp(jnp.linspace(0.0, jnp.log(encoder_scale), width))
+    code_distance = jnp.sqrt(jnp.sum((code_i - code_j) ** 2, axis=-1) + epsilon**2)
+    mismatch = (rho - code_distance) ** 2
+    if pair_weights is not None:
+        mismatch = pair_weights * mismatch
+    return 0.5 * gamma * scale * jnp.sum(mismatch)
 
 
-def _encoder_weights(n_inputs: int, width: int, rank: int, input_scale=5.0):
+def _encoder_weights(n_inputs: int, width: int, rank: int, input_scale=ENCODER_SCALE):
     # Non-centred: the site holds W_1 divided by each unit's prior scale, N(0, 1),
     # so that an optimiser's step moves a weight in proportion to its prior
     # scale (a steep step in g needs weights of tens, out of reach of small
@@ -118,13 +130,6 @@ def _shared_sites(n_covariates: int, n_features: int, rank: int, weight_scale, o
     return weights, dictionary, shared
 
 
-def _mismatch(code_i, code_j, pair_distances, weights, pair_weights, epsilon):
-    """Weighted squared gaps between code distances and covariate distances of pairs."""
-    code_distance = jnp.sqrt(jnp.sum((code_i - code_j) ** 2, axis=-1) + epsilon**2)
-    mismatch = (pair_distances @ weights - code_distance) ** 2
-    return mismatch if pair_weights is None else pair_weights * mismatch
-
-
 def personalized_regression(
     X,
     pairs,
@@ -146,7 +151,7 @@ def personalized_regression(
     epsilon: float = 1e-3,
     covariate_features=None,
     encoder_width: int = 0,
-    encoder_scale=5.0,
+    encoder_scale=ENCODER_SCALE,
     code_mean=None,
 ):
     """Joint log-density of low-rank personalized regression.
@@ -225,23 +230,22 @@ def personalized_regression(
             )
     deviation = embedding @ dictionary
     coef = shared + deviation
-    numpyro.factor("coef_prior", _coef_log_prior(deviation if offset else coef, prior, prior_scale))
-
-    mismatch = _mismatch(
+    numpyro.factor("coef_prior", coef_log_prior(deviation if offset else coef, prior, prior_scale))
+    potential = distance_potential(
         embedding[pairs[:, 0]],
         embedding[pairs[:, 1]],
-        pair_distances,
-        weights,
-        pair_weights,
-        epsilon,
+        pair_distances @ weights,
+        gamma,
+        pair_weights=pair_weights,
+        epsilon=epsilon,
     )
-    numpyro.factor("distance_matching", -0.5 * gamma * jnp.sum(mismatch))
+    numpyro.factor("distance_matching", -potential)
 
-    if family == "gaussian" and noise_scale is None:
+    if families.family(family).has_noise_scale and noise_scale is None:
         noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
     eta = jnp.sum(X * coef, axis=-1)
     with numpyro.plate(SAMPLE_PLATE, n_samples), numpyro.handlers.scale(scale=likelihood_scale):
-        likelihood = _likelihood(eta, family, noise_scale)
+        likelihood = families.family(family).likelihood(eta, noise_scale)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask)
         numpyro.sample("y", likelihood, obs=y)
@@ -270,7 +274,7 @@ def personalized_regression_minibatch(
     epsilon: float = 1e-3,
     covariate_features=None,
     encoder_width: int = 0,
-    encoder_scale=5.0,
+    encoder_scale=ENCODER_SCALE,
     positions=None,
 ):
     r"""The same joint density, estimated on a minibatch of samples and of pairs.
@@ -332,32 +336,33 @@ def personalized_regression_minibatch(
     embedding = codes(batch, rows[0])
     numpyro.factor(
         "code_prior",
-        sample_scale * dist.Normal(0.0, embedding_scale).log_prob(own[rows[0]]).sum(),
+        sample_scale * code_log_prior(own[rows[0]], 0.0, embedding_scale),
     )
     deviation = embedding @ dictionary
     coef = shared + deviation
     numpyro.factor(
         "coef_prior",
-        sample_scale * _coef_log_prior(deviation if offset else coef, prior, prior_scale),
+        sample_scale * coef_log_prior(deviation if offset else coef, prior, prior_scale),
     )
-    mismatch = _mismatch(
+    potential = distance_potential(
         codes(chosen[:, 0], rows[1]),
         codes(chosen[:, 1], rows[2]),
-        pair_distances[pair_batch],
-        weights,
-        None if pair_weights is None else pair_weights[pair_batch],
-        epsilon,
+        pair_distances[pair_batch] @ weights,
+        gamma,
+        pair_weights=None if pair_weights is None else pair_weights[pair_batch],
+        epsilon=epsilon,
+        scale=pair_scale,
     )
-    numpyro.factor("distance_matching", -0.5 * gamma * pair_scale * jnp.sum(mismatch))
+    numpyro.factor("distance_matching", -potential)
 
-    if family == "gaussian" and noise_scale is None:
+    if families.family(family).has_noise_scale and noise_scale is None:
         noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
     eta = jnp.sum(X[batch] * coef, axis=-1)
     with (
         numpyro.plate("batch", batch.shape[0]),
         numpyro.handlers.scale(scale=likelihood_scale * sample_scale),
     ):
-        likelihood = _likelihood(eta, family, noise_scale)
+        likelihood = families.family(family).likelihood(eta, noise_scale)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask[batch])
         numpyro.sample("y", likelihood, obs=y[batch])
