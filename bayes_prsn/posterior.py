@@ -27,6 +27,7 @@ import numpy as np
 import numpyro
 
 from .models import personalized_regression
+from .svi import run_chunks
 
 __all__ = ["METHODS", "PosteriorDraws", "run_nuts", "run_laplace", "run_vi"]
 
@@ -73,6 +74,13 @@ def _as_jax(model_kwargs: dict) -> dict:
     return {
         k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in model_kwargs.items()
     }
+
+
+def _target(model_kwargs: dict, init_values: dict, fixed_values: dict, **static) -> tuple:
+    """The conditioned model, its arguments as JAX arrays and the starting point of its sites."""
+    model = _model(fixed_values, **static)
+    init = {k: jnp.asarray(v) for k, v in init_values.items() if k not in fixed_values}
+    return model, _as_jax(model_kwargs), init
 
 
 def _check_draw_counts(**counts) -> None:
@@ -197,9 +205,15 @@ def run_nuts(
             f"got {chain_method!r}."
         )
     start = time.perf_counter()
-    model = _model(fixed_values, family=family, rank=rank, prior=prior, offset=offset)
-    kwargs = _as_jax(model_kwargs)
-    init_values = {k: jnp.asarray(v) for k, v in init_values.items() if k not in fixed_values}
+    model, kwargs, init_values = _target(
+        model_kwargs,
+        init_values,
+        fixed_values,
+        family=family,
+        rank=rank,
+        prior=prior,
+        offset=offset,
+    )
     shifted = separate_shift and "embedding" in init_values
     if shifted:
         model = _shifted(model, rank)
@@ -241,9 +255,20 @@ def run_nuts(
         centred = samples.pop("code_centred")
         shift = samples.pop("code_shift")
         samples["embedding"] = centred - centred.mean(axis=2, keepdims=True) + shift[:, :, None]
+    return PosteriorDraws(
+        samples,
+        _sample_stats(mcmc),
+        "nuts",
+        time.perf_counter() - start,
+        {"chain_method": chain_method, "num_warmup": num_warmup},
+    )
+
+
+def _sample_stats(mcmc) -> dict:
+    """NUTS statistics of every draw, under ArviZ's names."""
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     n_steps = extra["num_steps"].astype(np.int64)
-    stats = {
+    return {
         "diverging": extra["diverging"].astype(bool),
         "lp": -extra["potential_energy"],
         "acceptance_rate": extra["accept_prob"],
@@ -252,13 +277,6 @@ def run_nuts(
         "energy": extra["energy"],
         "step_size": extra["adapt_state.step_size"],
     }
-    return PosteriorDraws(
-        samples,
-        stats,
-        "nuts",
-        time.perf_counter() - start,
-        {"chain_method": chain_method, "num_warmup": num_warmup},
-    )
 
 
 def _colour_classes(pairs: np.ndarray, n_samples: int) -> np.ndarray:
@@ -345,6 +363,35 @@ def _soft_abs_draws(key, hessian, num_samples):
     return draws, int(jnp.sum(eigenvalues < 0))
 
 
+def _check_finite_hessian(*blocks) -> None:
+    if not all(bool(jnp.all(jnp.isfinite(block))) for block in blocks):
+        raise FloatingPointError(
+            "the Hessian of the negative log-density is not finite at the MAP; use method='nuts'."
+        )
+
+
+def _block_draws(rng_key, potential, flat, unravel, unconstrained, rank, pairs, num_samples):
+    """Draws of the block Laplace approximation (see :func:`run_laplace`) and its negative
+    eigenvalues: each code block given its neighbours at the MAP, the global sites apart."""
+    if "embedding" not in unconstrained:
+        raise ValueError("structure='block' needs the codes ('embedding') to be sampled.")
+    n_samples = unconstrained["embedding"].shape[0]
+    blocks, other_block, other_index, offsets = _block_hessian(
+        potential, flat, unravel, sorted(unconstrained), n_samples, rank, np.asarray(pairs)
+    )
+    _check_finite_hessian(blocks, other_block)
+    key_codes, key_other = jax.random.split(rng_key)
+    code_steps, n_negative = _soft_abs_draws(key_codes, blocks, num_samples)
+    draws = jnp.tile(flat, (num_samples, 1))
+    begin, end = offsets["embedding"]
+    draws = draws.at[:, begin:end].add(code_steps.reshape(num_samples, -1))
+    if other_index.size:
+        other_steps, negative_other = _soft_abs_draws(key_other, other_block, num_samples)
+        draws = draws.at[:, other_index].add(other_steps)
+        n_negative += negative_other
+    return draws, n_negative
+
+
 def run_laplace(
     rng_key,
     model_kwargs: dict,
@@ -385,9 +432,15 @@ def run_laplace(
     if structure not in ("auto", "dense", "block"):
         raise ValueError(f"structure must be 'auto', 'dense' or 'block'; got {structure!r}.")
     start = time.perf_counter()
-    model = _model(fixed_values, family=family, rank=rank, prior=prior, offset=offset)
-    kwargs = _as_jax(model_kwargs)
-    init_values = {k: jnp.asarray(v) for k, v in init_values.items() if k not in fixed_values}
+    model, kwargs, init_values = _target(
+        model_kwargs,
+        init_values,
+        fixed_values,
+        family=family,
+        rank=rank,
+        prior=prior,
+        offset=offset,
+    )
     unconstrained = unconstrain_fn(model, (), kwargs, init_values)
     flat, unravel = ravel_pytree(unconstrained)
     dimension = flat.shape[0]
@@ -399,41 +452,20 @@ def run_laplace(
 
     if structure == "dense":
         hessian = jax.jit(jax.hessian(potential))(flat)
-        if not bool(jnp.all(jnp.isfinite(hessian))):
-            raise FloatingPointError(
-                "the Hessian of the negative log-density is not finite at the MAP; use "
-                "method='nuts'."
-            )
+        _check_finite_hessian(hessian)
         steps, n_negative = _soft_abs_draws(rng_key, hessian, num_samples)
         draws = flat + steps
     else:
-        if "embedding" not in unconstrained:
-            raise ValueError("structure='block' needs the codes ('embedding') to be sampled.")
-        n_samples = unconstrained["embedding"].shape[0]
-        blocks, other_block, other_index, offsets = _block_hessian(
+        draws, n_negative = _block_draws(
+            rng_key,
             potential,
             flat,
             unravel,
-            sorted(unconstrained),
-            n_samples,
+            unconstrained,
             rank,
-            np.asarray(model_kwargs["pairs"]),
+            model_kwargs["pairs"],
+            num_samples,
         )
-        if not (bool(jnp.all(jnp.isfinite(blocks))) and bool(jnp.all(jnp.isfinite(other_block)))):
-            raise FloatingPointError(
-                "the Hessian of the negative log-density is not finite at the MAP; use "
-                "method='nuts'."
-            )
-        key_codes, key_other = jax.random.split(rng_key)
-        code_steps, negative_codes = _soft_abs_draws(key_codes, blocks, num_samples)
-        draws = jnp.tile(flat, (num_samples, 1))
-        begin, end = offsets["embedding"]
-        draws = draws.at[:, begin:end].add(code_steps.reshape(num_samples, -1))
-        n_negative = negative_codes
-        if other_index.size:
-            other_steps, negative_other = _soft_abs_draws(key_other, other_block, num_samples)
-            draws = draws.at[:, other_index].add(other_steps)
-            n_negative += negative_other
 
     @jax.jit
     def constrain(x):
@@ -483,9 +515,15 @@ def run_vi(
     if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 0:
         raise ValueError(f"guide_rank must be an integer >= 0; got {guide_rank!r}.")
     start = time.perf_counter()
-    model = _model(fixed_values, family=family, rank=rank, prior=prior, offset=offset)
-    kwargs = _as_jax(model_kwargs)
-    init_values = {k: jnp.asarray(v) for k, v in init_values.items() if k not in fixed_values}
+    model, kwargs, init_values = _target(
+        model_kwargs,
+        init_values,
+        fixed_values,
+        family=family,
+        rank=rank,
+        prior=prior,
+        offset=offset,
+    )
     init = init_to_value(values=init_values)
     if guide_rank > 0:
         guide = AutoLowRankMultivariateNormal(
@@ -511,23 +549,15 @@ def run_vi(
 
         return jax.lax.scan(body, state, None, length=chunk_size)
 
-    bar = None
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_steps, desc="posterior (VI)", unit="step")
-    losses = []
-    try:
-        for _ in range(-(-num_steps // chunk_size)):
-            state, chunk_losses = run_chunk(state)
-            losses.append(np.asarray(chunk_losses))
-            if bar is not None:
-                bar.update(chunk_size)
-                bar.set_postfix(elbo_loss=f"{np.nanmean(losses[-1]):.4g}")
-    finally:
-        if bar is not None:
-            bar.close()
-    losses = np.concatenate(losses)
+    state, losses, _ = run_chunks(
+        lambda state, index: run_chunk(state),
+        state,
+        max_steps=num_steps,
+        chunk_size=chunk_size,
+        progress_bar=progress_bar,
+        description="posterior (VI)",
+        label="elbo_loss",
+    )
     if not np.isfinite(losses[-chunk_size:]).any():
         raise FloatingPointError(
             "the ELBO was not finite at the end of variational inference; try a smaller "

@@ -1,8 +1,12 @@
 """MAP inference through SVI with an AutoDelta guide.
 
-:func:`run_svi` is the back-end; the estimator calls it. Steps run in
-jit-compiled ``lax.scan`` chunks; between chunks a stopping rule checks the
-relative change of the mean loss.
+:func:`run_svi` is the back-end (:func:`bayes_prsn.fitting.run_map` calls
+it). Steps run in jit-compiled ``lax.scan`` chunks (:func:`run_chunks`,
+shared with variational inference); between chunks :func:`stopping_rule`
+checks the relative change of the mean loss, and a chunk gone non-finite is
+run again with smaller steps. Minibatch steps are in
+:mod:`bayes_prsn.minibatch`; :func:`shard` places the arrays on several
+devices.
 """
 
 from __future__ import annotations
@@ -15,21 +19,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
-from jax.flatten_util import ravel_pytree
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
 
-from .models import personalized_regression, personalized_regression_minibatch
+from .exceptions import ConvergenceWarning, NumericalWarning
+from .minibatch import minibatch_steps
+from .models import CODE_SITES, personalized_regression, personalized_regression_minibatch
 
-__all__ = ["SVIResult", "run_svi", "shard", "ConvergenceWarning", "NumericalWarning"]
-
-
-class NumericalWarning(RuntimeWarning):
-    """A non-finite loss was met during SVI and the optimisation restarted with smaller steps."""
-
-
-class ConvergenceWarning(UserWarning):
-    """The optimisation stopped at its step cap before the stopping rule was met."""
+__all__ = [
+    "SVIResult",
+    "run_svi",
+    "run_chunks",
+    "stopping_rule",
+    "shard",
+    "ConvergenceWarning",
+    "NumericalWarning",
+]
 
 
 class SVIResult(NamedTuple):
@@ -80,7 +85,7 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     optim = numpyro.optim.Adam(schedule)
     svi = SVI(model, guide, optim, Trace_ELBO())
     if batch_sizes is not None:
-        return _minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size)
+        return minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size)
 
     @jax.jit
     def init(rng_key, init_params, kwargs):
@@ -98,135 +103,13 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     return svi, init, run_chunk, svi.get_params
 
 
-class _MinibatchState(NamedTuple):
-    svi: object  # numpyro's SVIState, its optimiser over the shared sites only
-    codes: jax.Array  # (N, K) every sample's code (residual)
-    m: jax.Array  # Adam's moments of the codes, (N, K)
-    v: jax.Array
-    count: jax.Array  # (N,) updates each code row has had (its bias correction)
-
-
-def _minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size):
-    """Minibatch steps whose cost does not grow with the number of samples.
-
-    Every step draws ``batch_sizes`` samples and pairs and gathers the codes
-    of the samples they touch (M = B + 2 B_p rows at most) into the model's
-    code site (the ``positions`` argument of the minibatch model). The shared
-    sites take numpyro's Adam step; the gathered code rows take Adam's step
-    with their own moments and bias correction (a row's count of updates)
-    and are written back. Rows not drawn do not move, so a step costs
-    O(B + B_p) and not O(N K) (at N = 1e6 the dense update took 0.12 s of
-    every step). A step whose loss or gradient is not finite changes nothing
-    and reports a NaN loss, as numpyro's ``stable_update`` does.
-    """
-    b1, b2, eps = 0.9, 0.999, 1e-8  # numpyro.optim.Adam's defaults
-    loc = ("code_residual" if encoder_width else "embedding") + "_auto_loc"
-
-    def draw(key, kwargs):
-        """The batch, the site row of each sample it touches, and the codes' rows."""
-        key_samples, key_pairs = jax.random.split(key)
-        n_samples, n_pairs = kwargs["X"].shape[0], kwargs["pairs"].shape[0]
-        batch = jax.random.randint(key_samples, (batch_sizes[0],), 0, n_samples)
-        pair_batch = jax.random.randint(key_pairs, (batch_sizes[1],), 0, n_pairs)
-        chosen = kwargs["pairs"][pair_batch]
-        touched = jnp.concatenate([batch, chosen[:, 0], chosen[:, 1]])
-        # Deduplicate by sorting: each sample's site row is its first copy in
-        # sorted order; the other copies' rows hold n_samples (out of range:
-        # they gather 0 and write nothing back). On CPU a sort of the keys
-        # alone and a binary search cost 2 ms at B = B_p = 8192, where
-        # jnp.unique with a static size, or a sort that carries the
-        # permutation, costs 9 ms.
-        ordered = jnp.sort(touched)
-        first = jnp.concatenate([jnp.ones(1, bool), ordered[1:] != ordered[:-1]])
-        positions = jnp.searchsorted(ordered, touched, side="left")
-        rows = jnp.where(first, ordered, n_samples)
-        return {"batch": batch, "pair_batch": pair_batch, "positions": positions}, rows
-
-    def gather(values, rows):
-        return values.at[rows].get(mode="fill", fill_value=0)
-
-    def get_params(state):
-        shared = svi.constrain_fn(svi.optim.get_params(state.svi.optim_state))
-        return {**shared, loc: state.codes}
-
-    @jax.jit
-    def init(rng_key, init_params, kwargs):
-        drawn, rows = draw(rng_key, kwargs)
-        codes = jnp.asarray(init_params[loc])
-        local = dict(init_params, **{loc: gather(codes, rows)})
-        state = svi.init(rng_key, init_params=local, **kwargs, **drawn)
-        loss = svi.evaluate(state, **kwargs, **drawn)
-        shared = {k: v for k, v in svi.optim.get_params(state.optim_state).items() if k != loc}
-        zeros = jnp.zeros_like(codes)
-        state = _MinibatchState(
-            state._replace(optim_state=svi.optim.init(shared)),
-            codes,
-            zeros,
-            zeros,
-            jnp.zeros(codes.shape[0], dtype=jnp.int32),
-        )
-        return state, loss
-
-    def step(state, kwargs, key):
-        drawn, rows = draw(key, kwargs)
-        own = gather(state.codes, rows)
-        shared = svi.optim.get_params(state.svi.optim_state)
-        rng_key, rng_step = jax.random.split(state.svi.rng_key)
-
-        def loss_fn(shared, own):
-            params = svi.constrain_fn({**shared, loc: own})
-            return svi.loss.loss(rng_step, params, svi.model, svi.guide, **kwargs, **drawn)
-
-        loss, (g_shared, g_own) = jax.value_and_grad(loss_fn, argnums=(0, 1))(shared, own)
-        ok = (
-            jnp.isfinite(loss)
-            & jnp.all(jnp.isfinite(ravel_pytree(g_shared)[0]))
-            & jnp.all(jnp.isfinite(g_own))
-        )
-        i, _ = state.svi.optim_state
-        optim_state = jax.lax.cond(
-            ok,
-            lambda: svi.optim.update(g_shared, state.svi.optim_state),
-            lambda: state.svi.optim_state,
-        )
-        count, m_old, v_old = (gather(x, rows) for x in (state.count, state.m, state.v))
-        count = count + 1
-        m = b1 * m_old + (1 - b1) * g_own
-        v = b2 * v_old + (1 - b2) * g_own**2
-        m_hat = m / (1 - b1 ** count[:, None])
-        v_hat = v / (1 - b2 ** count[:, None])
-        moved = own - schedule(i) * m_hat / (jnp.sqrt(v_hat) + eps)
-
-        def put(values, new, old):
-            return values.at[rows].set(jnp.where(ok, new, old), mode="drop")
-
-        new = _MinibatchState(
-            state.svi._replace(optim_state=optim_state, rng_key=rng_key),
-            put(state.codes, moved, own),
-            put(state.m, m, m_old),
-            put(state.v, v, v_old),
-            put(state.count, count, count - 1),
-        )
-        return new, jnp.where(ok, loss, jnp.nan)
-
-    @jax.jit
-    def run_chunk(state, kwargs, key):
-        return jax.lax.scan(
-            lambda carry, step_key: step(carry, kwargs, step_key),
-            state,
-            jax.random.split(key, chunk_size),
-        )
-
-    return svi, init, run_chunk, get_params
-
-
 #: Steps over which the Adam step size halves.
 STEP_HALF_LIFE = 1000
 
 #: Model arguments with one row per sample, and with one row per pair.
 SAMPLE_ARRAYS = ("X", "y", "likelihood_mask", "covariate_features", "code_mean")
 PAIR_ARRAYS = ("pairs", "pair_distances", "pair_weights")
-SAMPLE_PARAMS = ("embedding_auto_loc", "code_residual_auto_loc")
+SAMPLE_PARAMS = tuple(f"{site}_auto_loc" for site in CODE_SITES)
 
 
 def shard(kwargs: dict, params: dict, devices) -> tuple[dict, dict]:
@@ -338,81 +221,37 @@ def run_svi(
     if batch_sizes is not None:
         batch_sizes = (int(batch_sizes[0]), int(batch_sizes[1]))
     static = (family, rank, prior, offset, int(encoder_width), batch_sizes)
-    chunk_size = int(chunk_size)
-    svi, init, run_chunk, get_params = _compiled(static, shapes, float(step_size), chunk_size)
     init_params = {f"{name}_auto_loc": jnp.asarray(value) for name, value in init_values.items()}
     if devices is not None and len(devices) > 1:
         kwargs, init_params = shard(kwargs, init_params, devices)
-    min_steps = min(min_steps, max_steps)
-    state, initial_loss = init(rng_key, init_params, kwargs)
-    initial_loss = float(initial_loss)
-    if not np.isfinite(initial_loss):
-        raise FloatingPointError(
-            "the negative log-density is not finite at the starting point; check the "
-            "inputs for extreme values."
-        )
-    bar = None
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_steps, desc=description, unit="step")
-    losses, previous, calm, converged = [], None, 0, False
-    restarts, good_state = 0, state
-    try:
-        while len(losses) * chunk_size < max_steps:
-            chunk_key = jax.random.fold_in(rng_key, len(losses) + 1000 * restarts)
-            state, chunk_losses = run_chunk(state, kwargs, chunk_key)
-            chunk_losses = np.asarray(chunk_losses)
-            finite_params = all(
-                bool(jnp.all(jnp.isfinite(value))) for value in get_params(state).values()
-            )
-            if not (np.all(np.isfinite(chunk_losses)) and finite_params):
-                bad = np.flatnonzero(~np.isfinite(chunk_losses))
-                step = len(losses) * chunk_size + (int(bad[0]) + 1 if bad.size else chunk_size)
-                if restarts >= max_restarts:
-                    raise FloatingPointError(
-                        f"the loss was not finite at step {step}, after {restarts} restart(s) "
-                        f"with smaller steps (step_size now {step_size:g}); check the data for "
-                        "extreme values (rescale y, remove outliers) or lower step_size."
-                    )
-                restarts += 1
-                step_size = step_size / 4
-                warnings.warn(
-                    f"the loss was not finite at step {step}; restarting from the last finite "
-                    f"state (step {len(losses) * chunk_size}) with step_size {step_size:g}.",
-                    NumericalWarning,
-                    stacklevel=2,
-                )
-                svi, init, run_chunk, get_params = _compiled(
-                    static, shapes, float(step_size), chunk_size
-                )
-                init(rng_key, init_params, kwargs)  # sets up the new SVI object; state unused
-                state = good_state
-                continue
-            good_state = state
-            losses.append(chunk_losses)
-            current = float(chunk_losses.mean())
-            if bar is not None:
-                bar.update(chunk_size)
-                bar.set_postfix(loss=f"{current:.4g}")
-            # Minibatch losses are noisy estimates: run the whole schedule.
-            if (
-                batch_sizes is None
-                and previous is not None
-                and len(losses) * chunk_size >= min_steps
-            ):
-                change = abs(previous - current) / max(abs(current), 1.0)
-                calm = calm + 1 if change < tol else 0
-                if calm >= patience:
-                    converged = True
-                    break
-            previous = current
-    finally:
-        if bar is not None:
-            bar.close()
-    losses = np.concatenate(losses)
+    chunks = _RestartingChunks(
+        static,
+        shapes,
+        float(step_size),
+        int(chunk_size),
+        rng_key,
+        kwargs,
+        init_params,
+        max_restarts,
+    )
+    # Minibatch losses are noisy estimates: run the whole schedule.
+    stop = (
+        None
+        if batch_sizes is not None
+        else stopping_rule(tol, patience, min(min_steps, max_steps), int(chunk_size))
+    )
+    state, losses, stopped = run_chunks(
+        chunks,
+        chunks.start(),
+        max_steps=max_steps,
+        chunk_size=int(chunk_size),
+        progress_bar=progress_bar,
+        description=description,
+        stop=stop,
+    )
     params = {
-        name[: -len("_auto_loc")]: np.asarray(value) for name, value in get_params(state).items()
+        name[: -len("_auto_loc")]: np.asarray(value)
+        for name, value in chunks.get_params(state).items()
     }
     bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
     if bad:
@@ -420,8 +259,8 @@ def run_svi(
             f"the MAP estimate of {bad} is not finite; try a smaller step_size or check "
             "the data for extreme values."
         )
-    if batch_sizes is not None:
-        converged = True  # a fixed schedule of steps with a decaying step size
+    # A minibatch run is a fixed schedule of steps with a decaying step size.
+    converged = stopped or batch_sizes is not None
     if not converged and warn:
         warnings.warn(
             f"SVI stopped at the step cap ({len(losses)} steps) before the relative loss "
@@ -430,3 +269,128 @@ def run_svi(
             stacklevel=2,
         )
     return SVIResult(params, losses, len(losses), converged)
+
+
+class _RestartingChunks:
+    """Compiled chunks of steps that restart a chunk gone non-finite with smaller steps.
+
+    Called as ``chunks(state, index)`` for the ``index``-th chunk: when a step
+    of the chunk gives a non-finite loss or parameters, the chunk is run again
+    from ``state`` (the last finite state) with a step size 4 times smaller
+    (:class:`NumericalWarning` names the step), up to ``max_restarts`` times.
+    """
+
+    def __init__(
+        self, static, shapes, step_size, chunk_size, rng_key, kwargs, init_params, max_restarts
+    ):
+        self.static, self.shapes, self.chunk_size = static, shapes, chunk_size
+        self.rng_key, self.kwargs, self.init_params = rng_key, kwargs, init_params
+        self.step_size, self.max_restarts, self.restarts = step_size, max_restarts, 0
+        self.svi, self.init, self.run_chunk, self.get_params = _compiled(
+            static, shapes, step_size, chunk_size
+        )
+
+    def start(self):
+        """The optimiser's state at the starting point (whose loss must be finite)."""
+        state, initial_loss = self.init(self.rng_key, self.init_params, self.kwargs)
+        if not np.isfinite(float(initial_loss)):
+            raise FloatingPointError(
+                "the negative log-density is not finite at the starting point; check the "
+                "inputs for extreme values."
+            )
+        return state
+
+    def __call__(self, state, index: int):
+        while True:
+            chunk_key = jax.random.fold_in(self.rng_key, index + 1000 * self.restarts)
+            new_state, losses = self.run_chunk(state, self.kwargs, chunk_key)
+            losses = np.asarray(losses)
+            finite_params = all(
+                bool(jnp.all(jnp.isfinite(value))) for value in self.get_params(new_state).values()
+            )
+            if np.all(np.isfinite(losses)) and finite_params:
+                return new_state, losses
+            self._restart(losses, index)
+
+    def _restart(self, losses: np.ndarray, index: int) -> None:
+        bad = np.flatnonzero(~np.isfinite(losses))
+        done = index * self.chunk_size
+        step = done + (int(bad[0]) + 1 if bad.size else self.chunk_size)
+        if self.restarts >= self.max_restarts:
+            raise FloatingPointError(
+                f"the loss was not finite at step {step}, after {self.restarts} restart(s) "
+                f"with smaller steps (step_size now {self.step_size:g}); check the data for "
+                "extreme values (rescale y, remove outliers) or lower step_size."
+            )
+        self.restarts += 1
+        self.step_size = self.step_size / 4
+        warnings.warn(
+            f"the loss was not finite at step {step}; restarting from the last finite "
+            f"state (step {done}) with step_size {self.step_size:g}.",
+            NumericalWarning,
+            stacklevel=5,
+        )
+        self.svi, self.init, self.run_chunk, self.get_params = _compiled(
+            self.static, self.shapes, float(self.step_size), self.chunk_size
+        )
+        self.init(self.rng_key, self.init_params, self.kwargs)  # sets up the new SVI object
+
+
+def stopping_rule(tol: float, patience: int, min_steps: int, chunk_size: int):
+    """``stop(chunks)``: true once the mean loss of a chunk changed by less than ``tol``
+    (relative) for ``patience`` chunks in a row, after at least ``min_steps`` steps."""
+    previous, calm = None, 0
+
+    def stop(chunks) -> bool:
+        nonlocal previous, calm
+        current = float(chunks[-1].mean())
+        if previous is not None and len(chunks) * chunk_size >= min_steps:
+            change = abs(previous - current) / max(abs(current), 1.0)
+            calm = calm + 1 if change < tol else 0
+            if calm >= patience:
+                return True
+        previous = current
+        return False
+
+    return stop
+
+
+def run_chunks(
+    run_chunk,
+    state,
+    *,
+    max_steps: int,
+    chunk_size: int,
+    progress_bar: bool = False,
+    description: str = "MAP (SVI)",
+    label: str = "loss",
+    stop=None,
+):
+    """Run ``run_chunk(state, index)`` chunk after chunk, with a progress bar.
+
+    Stops after ``max_steps`` steps (rounded up to whole chunks) or when
+    ``stop(chunks)`` (the list of every chunk's losses so far) is true.
+    Returns the last state, every loss, and whether ``stop`` ended the run.
+    Used by the MAP (:func:`run_svi`) and by variational inference
+    (:func:`bayes_prsn.posterior.run_vi`).
+    """
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, desc=description, unit="step")
+    chunks, stopped = [], False
+    try:
+        while len(chunks) * chunk_size < max_steps:
+            state, losses = run_chunk(state, len(chunks))
+            chunks.append(np.asarray(losses))
+            if bar is not None:
+                bar.update(chunk_size)
+                bar.set_postfix({label: f"{np.nanmean(chunks[-1]):.4g}"})
+            if stop is not None and stop(chunks):
+                stopped = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return state, np.concatenate(chunks), stopped
