@@ -4,11 +4,10 @@ One regression model per sample, tied together through the samples'
 covariates; see :class:`PersonalizedRegression`.
 """
 
-__version__ = "0.1.0"
-
-from .estimator import NotFittedError, PersonalizedClassifier, PersonalizedRegression
-from .persistence import ModelFileError, load
-from .svi import ConvergenceWarning, NumericalWarning
+from .estimator import PersonalizedClassifier, PersonalizedRegression, load
+from .exceptions import ConvergenceWarning, NotFittedError, NumericalWarning
+from .persistence import ModelFileError
+from .version import __version__
 
 __all__ = [
     "ConvergenceWarning",

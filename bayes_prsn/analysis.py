@@ -18,8 +18,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import _arviz
+from . import arviz_compat
+from .figures import figure_for, pyplot
 from .inference_data import check_prob, interval
+from .state import fitted_state, has_posterior
 
 __all__ = [
     "model_matrix",
@@ -41,19 +43,19 @@ BIC_MARGIN = 10.0
 
 
 def _labels(estimator) -> pd.Index:
-    return pd.Index(estimator._sample_index, name="sample")
+    return pd.Index(fitted_state(estimator).sample_index, name="sample")
 
 
 def _columns(estimator) -> list[str]:
-    names = [str(name) for name in estimator._feature_labels()]
+    names = [str(name) for name in fitted_state(estimator).feature_labels]
     return names + (["intercept"] if estimator.fit_intercept else [])
 
 
 def _draws(estimator):
     """(draws, n_samples, n_columns) posterior draws of every model, or None."""
-    if "idata_" not in estimator.__dict__:
+    if not has_posterior(estimator):
         return None
-    posterior = _arviz.group(estimator.idata_, "posterior")
+    posterior = arviz_compat.group(estimator.idata_, "posterior")
     coef = posterior["coef"].values
     coef = coef.reshape(-1, *coef.shape[2:])
     if estimator.fit_intercept:
@@ -83,7 +85,7 @@ def model_matrix(estimator, *, standardize: bool = False) -> pd.DataFrame:
 
 def _models(estimator):
     """:func:`model_matrix` (unstandardised) and the draws it averages (None if none)."""
-    estimator._check_fitted()
+    fitted_state(estimator)
     draws = _draws(estimator)
     if draws is not None:
         values = draws.mean(axis=0)
@@ -331,7 +333,7 @@ def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _separation(estimator, labels: np.ndarray) -> pd.DataFrame:
-    frame = estimator._covariates_frame
+    frame = fitted_state(estimator).covariates_frame
     rows = []
     one_hot = np.eye(int(labels.max()) + 1)[labels]
     for name in frame.columns:
@@ -402,7 +404,7 @@ def zoom(
         raise ValueError(f"unknown feature {feature!r}; choose from {columns}.")
     values = matrix.to_numpy()[:, column]
     draws = None if draws is None else draws[:, :, column]
-    frame = estimator._covariates_frame
+    frame = fitted_state(estimator).covariates_frame
     if by is None:
         by = list(frame.columns)
     elif isinstance(by, str):
@@ -410,7 +412,7 @@ def zoom(
     unknown = [name for name in by if name not in frame.columns]
     if unknown:
         raise ValueError(f"by {unknown} are not covariates; choose from {list(frame.columns)}.")
-    labels = list(estimator._sample_index)
+    labels = list(fitted_state(estimator).sample_index)
     if samples is None:
         samples = labels[:5]
     missing = [s for s in samples if s not in labels]
@@ -456,17 +458,8 @@ def zoom(
     for k in range(clusters.n_clusters):
         rows.append(row("cluster", f"cluster {k}", clusters.labels.to_numpy() == k))
     for name in by:
-        column_values = frame[name]
-        numeric = pd.api.types.is_numeric_dtype(column_values) and not pd.api.types.is_bool_dtype(
-            column_values
-        )
-        if numeric:
-            binned = pd.qcut(column_values, n_bins, duplicates="drop")
-            for level in binned.cat.categories:
-                rows.append(row("group", f"{name} in {level}", (binned == level).to_numpy()))
-        else:
-            for level in pd.unique(column_values.dropna()):
-                rows.append(row("group", f"{name} = {level}", (column_values == level).to_numpy()))
+        for label, members in _covariate_levels(frame[name], name, n_bins):
+            rows.append(row("group", label, members))
     for sample in samples:
         members = np.zeros(n, dtype=bool)
         members[labels.index(sample)] = True
@@ -474,6 +467,19 @@ def zoom(
     table = pd.DataFrame(rows)
     table.attrs["feature"] = columns[column]
     return table
+
+
+def _covariate_levels(values: pd.Series, name: str, n_bins: int):
+    """``(label, members)`` of each group of one covariate: its levels, or quantile bins."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
+        binned = pd.qcut(values, n_bins, duplicates="drop")
+        return [
+            (f"{name} in {level}", (binned == level).to_numpy()) for level in binned.cat.categories
+        ]
+    return [
+        (f"{name} = {level}", (values == level).to_numpy()) for level in pd.unique(values.dropna())
+    ]
 
 
 def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> pd.DataFrame:
@@ -493,17 +499,17 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
         a numeric covariate; near 0 for a covariate that does not matter).
     """
     prob = check_prob(prob)
-    estimator._check_fitted()
+    fitted_state(estimator)
     names = list(estimator.covariate_names_used_)
     weight = np.asarray(estimator.covariate_weights_, dtype=float)
     lower = upper = np.full(len(names), np.nan)
-    if "idata_" in estimator.__dict__:
-        draws = _arviz.group(estimator.idata_, "posterior")["covariate_weights"].values
+    if has_posterior(estimator):
+        draws = arviz_compat.group(estimator.idata_, "posterior")["covariate_weights"].values
         draws = draws.reshape(-1, draws.shape[-1])
         weight = draws.mean(axis=0)
         lower, upper = interval(draws, prob, "hdi")
     matrix = model_matrix(estimator, standardize=True).to_numpy()
-    frame = estimator._covariates_frame
+    frame = fitted_state(estimator).covariates_frame
     explained = [
         _adjusted_eta_squared(matrix, _covariate_groups(frame[name], n_bins)) for name in names
     ]
@@ -515,12 +521,6 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
 
 
 # ------------------------------------------------------------------- plots
-def _pyplot():
-    from .plots import _pyplot as pyplot
-
-    return pyplot()
-
-
 def plot_embedding(
     estimator, *, color_by=None, embedding: Embedding | None = None, label=None, ax=None
 ):
@@ -540,23 +540,19 @@ def plot_embedding(
     -------
     fig, ax
     """
-    plt = _pyplot()
     if embedding is None:
         embedding = embed(estimator, 2)
     coordinates = embedding.coordinates
     if coordinates.shape[1] < 2:
         raise ValueError("plot_embedding needs an embedding with at least two components.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    else:
-        fig = ax.figure
+    fig, ax = figure_for(ax, (5.5, 4.5))
     x, y = coordinates.iloc[:, 0], coordinates.iloc[:, 1]
     name = None
     if color_by is None:
         ax.scatter(x, y, s=10)
     else:
         if isinstance(color_by, str):
-            frame = estimator._covariates_frame
+            frame = fitted_state(estimator).covariates_frame
             if color_by not in frame.columns:
                 raise ValueError(
                     f"unknown covariate {color_by!r}; choose from {list(frame.columns)}."
@@ -598,7 +594,7 @@ def plot_clusters(estimator, clusters: Clustering | None = None):
         mean coefficients with credible intervals (when a posterior exists)
         or the members' spread (one sd).
     """
-    plt = _pyplot()
+    plt = pyplot()
     if clusters is None:
         clusters = cluster(estimator)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -632,11 +628,7 @@ def plot_zoom(table: pd.DataFrame, ax=None):
     -------
     fig, ax
     """
-    plt = _pyplot()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(table) + 1.2))
-    else:
-        fig = ax.figure
+    fig, ax = figure_for(ax, (6.5, 0.3 * len(table) + 1.2))
     positions = np.arange(len(table))[::-1]
     colours = {"population": "0.2", "cluster": "C1", "group": "C2", "sample": "C0"}
     for position, (_, entry) in zip(positions, table.iterrows(), strict=True):
@@ -667,11 +659,7 @@ def plot_covariate_importance(table: pd.DataFrame, axes=None):
     -------
     fig, axes
     """
-    plt = _pyplot()
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 0.4 * len(table) + 1.5), sharey=True)
-    else:
-        fig = axes[0].figure
+    fig, axes = figure_for(axes, (9, 0.4 * len(table) + 1.5), ncols=2, sharey=True)
     positions = np.arange(len(table))[::-1]
     error = None
     if table["lower"].notna().all():

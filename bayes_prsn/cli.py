@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .state import fitted_state, has_posterior
+
 __all__ = ["main"]
 
 MODEL_FILE = "model.bprsn"
@@ -137,11 +139,11 @@ def _say(args, message: str) -> None:
 
 def coefficient_table(estimator, prob: float = 0.9) -> pd.DataFrame:
     """Per-sample coefficients (and intervals when a posterior exists), one row per sample."""
-    names = [str(name) for name in estimator._feature_labels()]
+    names = [str(name) for name in fitted_state(estimator).feature_labels]
     table = pd.DataFrame(estimator.coef_, columns=names)
     if estimator.fit_intercept:
         table["intercept"] = estimator.intercept_
-    if "idata_" in estimator.__dict__:
+    if has_posterior(estimator):
         lower, upper = estimator.coef_interval(prob)
         percent = f"{100 * prob:g}"
         for j, name in enumerate(names):
@@ -150,7 +152,7 @@ def coefficient_table(estimator, prob: float = 0.9) -> pd.DataFrame:
         if estimator.fit_intercept:
             low, high = estimator.intercept_interval(prob)
             table[f"intercept_lower{percent}"], table[f"intercept_upper{percent}"] = low, high
-    table.index = pd.Index(estimator._sample_index, name="sample")
+    table.index = pd.Index(fitted_state(estimator).sample_index, name="sample")
     return table
 
 
@@ -173,12 +175,12 @@ def summary_text(
         importance = analysis.covariate_importance(estimator)
     if clusters is None:
         clusters = analysis.cluster(estimator)
-    names = [str(name) for name in estimator._feature_labels()]
+    names = [str(name) for name in fitted_state(estimator).feature_labels]
     models = pd.DataFrame(estimator.coef_, columns=names).assign(intercept=estimator.intercept_)
     lines = [
         f"bayes_prsn {type(estimator).__name__} (family {estimator.family_})"
         + (f" on {data_name}" if data_name else ""),
-        f"samples: {len(estimator._sample_index)}, predictors: {names}, covariates: "
+        f"samples: {len(fitted_state(estimator).sample_index)}, predictors: {names}, covariates: "
         f"{list(estimator.covariate_names_)}",
         f"fit: {estimator.n_steps_} SVI steps, converged: {estimator.converged_}"
         + (f", {seconds:.1f} s" if seconds is not None else ""),
@@ -209,7 +211,7 @@ def summary_text(
         f"clusters of the per-sample models (chosen by BIC): {clusters.n_clusters}, sizes "
         f"{np.bincount(clusters.labels.to_numpy()).tolist()}"
     )
-    if "posterior_diagnostics_" in estimator.__dict__:
+    if has_posterior(estimator):
         diagnostics = estimator.posterior_diagnostics_
         lines.append("")
         lines.append(
@@ -254,7 +256,7 @@ def write_plots(
     if clusters is None:
         clusters = analysis.cluster(estimator)
     covariate = importance.index[0]
-    n_features = len(estimator._feature_labels())
+    n_features = len(fitted_state(estimator).feature_labels)
     fig, axes = plt.subplots(1, n_features, figsize=(4.5 * n_features, 3.8), squeeze=False)
     for j, ax in enumerate(axes[0]):
         plots.plot_coefficient_vs_covariate(estimator, j, covariate, ax=ax)
@@ -263,9 +265,9 @@ def write_plots(
     save(analysis.plot_clusters(estimator, clusters)[0], "clusters.png")
     save(analysis.plot_embedding(estimator, color_by=covariate)[0], "embedding.png")
     save(analysis.plot_covariate_importance(importance)[0], "covariate_importance.png")
-    if estimator.__dict__.get("posterior_method_") == "nuts":
+    if has_posterior(estimator) and estimator.posterior_method_ == "nuts":
         save(plots.plot_trace(estimator)[0], "trace.png")
-    if "idata_" in estimator.__dict__:
+    if has_posterior(estimator):
         save(plots.plot_ppc(estimator)[0], "ppc.png")
     return written
 
@@ -277,7 +279,7 @@ def run_fit(args, frame: pd.DataFrame | None = None) -> int:
 
 def fit_and_write(args, frame: pd.DataFrame | None = None):
     """``bayes-prsn fit``: fit, optionally sample, write every output; returns the estimator."""
-    from . import ConvergenceWarning, _arviz, analysis
+    from . import ConvergenceWarning, analysis, arviz_compat
 
     if frame is None:
         frame = read_table(args.data, index_col=args.index_col)
@@ -307,8 +309,8 @@ def fit_and_write(args, frame: pd.DataFrame | None = None):
         print(f"bayes-prsn: warning: {warning.message}", file=sys.stderr)
     coefficient_table(estimator, args.prob).to_csv(out / "coefficients.csv")
     estimator.save(out / MODEL_FILE)
-    if "idata_" in estimator.__dict__:
-        _arviz.to_netcdf(estimator.idata_, out / "posterior.nc")
+    if has_posterior(estimator):
+        arviz_compat.to_netcdf(estimator.idata_, out / "posterior.nc")
     importance = analysis.covariate_importance(estimator)
     clusters = analysis.cluster(estimator)
     summary = summary_text(
@@ -336,11 +338,11 @@ def fit_and_write(args, frame: pd.DataFrame | None = None):
 
 
 def run_predict(args) -> int:
-    from .persistence import load
+    from . import load
 
     estimator = load(args.model)
     frame = read_table(args.data, index_col=args.index_col)
-    predictors = [str(name) for name in estimator._feature_labels()]
+    predictors = [str(name) for name in fitted_state(estimator).feature_labels]
     covariates = list(estimator.covariate_names_)
     _check_columns(frame, predictors, "the fitted model's predictors", args.data)
     _check_columns(frame, covariates, "the fitted model's covariates", args.data)
@@ -349,7 +351,7 @@ def run_predict(args) -> int:
         raise CommandError(f"predictor column(s) {bad} in {args.data} are not numeric.")
     X, U = frame[predictors], frame[covariates]
     table = pd.DataFrame(index=frame.index)
-    interval = args.interval and "idata_" in estimator.__dict__
+    interval = args.interval and has_posterior(estimator)
     if args.interval and not interval:
         raise CommandError(
             "--interval needs a posterior: fit with --posterior nuts|laplace|vi first."
@@ -449,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bayes-prsn",
         description="Personalized regression: one model per sample, with uncertainty.",
     )
-    from . import __version__
+    from .version import __version__
 
     parser.add_argument("--version", action="version", version=f"bayes_prsn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

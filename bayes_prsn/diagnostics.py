@@ -10,11 +10,15 @@ value per trailing element.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, gelman_rubin
 from scipy.special import ndtri
 
-__all__ = ["rhat", "ess_bulk", "ess_tail"]
+from .exceptions import ConvergenceWarning
+
+__all__ = ["rhat", "ess_bulk", "ess_tail", "convergence_report", "RHAT_LIMIT", "ESS_PER_CHAIN"]
 
 
 def _split_chains(draws: np.ndarray) -> np.ndarray:
@@ -93,3 +97,55 @@ def ess_tail(draws) -> np.ndarray:
         indicator = (draws <= cut).astype(np.float64)
         values.append(effective_sample_size(_split_chains(indicator)))
     return np.where(_constant(draws), np.nan, np.minimum(*values))
+
+
+#: NUTS is reported as not converged above this split R-hat on any coefficient ...
+RHAT_LIMIT = 1.01
+#: ... or below this bulk or tail ESS per chain, or after any divergence.
+ESS_PER_CHAIN = 100
+
+
+def convergence_report(posterior, draws, *, stacklevel: int = 2) -> dict:
+    """R-hat, ESS and divergences of the coefficients; warns when NUTS did not converge.
+
+    ``posterior`` is the ArviZ posterior group (``coef``, ``intercept``) and
+    ``draws`` the back-end's :class:`~bayes_prsn.posterior.PosteriorDraws`.
+    The approximations' draws are independent: only their count and time
+    are reported.
+    """
+    report = {"method": draws.method, "seconds": float(draws.seconds)}
+    n_chains, n_draws = int(posterior.sizes["chain"]), int(posterior.sizes["draw"])
+    report["num_draws"] = n_chains * n_draws
+    if draws.method != "nuts" or n_draws < 4:
+        return report
+    arrays = [posterior["coef"].values.reshape(n_chains, n_draws, -1)]
+    if "intercept" in posterior:
+        arrays.append(posterior["intercept"].values)
+    theta = np.concatenate(arrays, axis=-1)
+    divergences = int(np.sum(draws.sample_stats["diverging"]))
+    report.update(
+        max_rhat=float(np.nanmax(rhat(theta))) if n_chains > 1 else float("nan"),
+        min_ess_bulk=float(np.nanmin(ess_bulk(theta))),
+        min_ess_tail=float(np.nanmin(ess_tail(theta))),
+        divergences=divergences,
+    )
+    problems = []
+    if n_chains > 1 and report["max_rhat"] > RHAT_LIMIT:
+        problems.append(f"max split R-hat {report['max_rhat']:.3f} > {RHAT_LIMIT}")
+    ess_limit = ESS_PER_CHAIN * n_chains
+    low = min(report["min_ess_bulk"], report["min_ess_tail"])
+    if low < ess_limit:
+        problems.append(f"min ESS {low:.0f} < {ess_limit}")
+    if divergences:
+        problems.append(f"{divergences} divergent transitions")
+    report["converged"] = not problems
+    if problems:
+        warnings.warn(
+            "NUTS did not converge on the per-sample coefficients: "
+            + "; ".join(problems)
+            + ". Draw more (num_warmup, num_samples), raise target_accept_prob, or check "
+            "posterior_diagnostics_.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return report

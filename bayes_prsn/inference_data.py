@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _arviz
-from .population import mean_function
+from . import arviz_compat
+from .models import family as family_of
 
 __all__ = [
     "SAMPLE_DIM",
@@ -22,6 +22,8 @@ __all__ = [
     "to_inference_data",
     "interval",
     "check_prob",
+    "summary_table",
+    "posterior_interval",
 ]
 
 #: Dimension of per-sample quantities ("sample" would collide with ArviZ's draw dimension).
@@ -63,27 +65,6 @@ def interval(draws: np.ndarray, prob: float, kind: str = "hdi") -> tuple[np.ndar
     lower = np.take_along_axis(ordered, start, axis=0)[0]
     upper = np.take_along_axis(ordered, start + inside, axis=0)[0]
     return lower, upper
-
-
-def _log_likelihood(eta, y, family: str, noise_scale) -> np.ndarray:
-    if family == "gaussian":
-        return -0.5 * ((y - eta) / noise_scale) ** 2 - np.log(noise_scale * np.sqrt(2 * np.pi))
-    if family == "bernoulli":
-        return y * eta - np.logaddexp(0.0, eta)
-    from scipy.special import gammaln
-
-    mu = mean_function(eta, "poisson")
-    return y * np.log(mu) - mu - gammaln(y + 1.0)
-
-
-def replicate(eta, family: str, noise_scale, rng: np.random.Generator) -> np.ndarray:
-    """Draws of the response given linear predictors ``eta`` (original units)."""
-    if family == "gaussian":
-        return eta + noise_scale * rng.standard_normal(eta.shape)
-    mean = mean_function(eta, family)
-    if family == "bernoulli":
-        return (rng.random(eta.shape) < mean).astype(np.int64)
-    return rng.poisson(np.minimum(mean, 1e12))
 
 
 def to_inference_data(
@@ -148,6 +129,7 @@ def to_inference_data(
     log_lik = np.empty((total, n_samples), dtype=np.float32)
     replicated = np.empty((total, n_samples), dtype=np.float64 if family == "gaussian" else int)
     rng = np.random.default_rng(seed)
+    likelihood = family_of(family)
     for start in range(0, total, _CHUNK):
         stop = min(start + _CHUNK, total)
         theta = offset + flat_codes[start:stop] @ dictionary
@@ -156,8 +138,8 @@ def to_inference_data(
         b = b.reshape(stop - start, n_samples)
         eta = np.sum(X * c, axis=-1) + b
         coef[start:stop], intercept[start:stop] = c, b
-        log_lik[start:stop] = _log_likelihood(eta, y, family, noise_scale)
-        replicated[start:stop] = replicate(eta, family, noise_scale, rng)
+        log_lik[start:stop] = likelihood.log_likelihood(eta, y, noise_scale)
+        replicated[start:stop] = likelihood.replicate(eta, noise_scale, rng)
 
     def shaped(array):
         return array.reshape(n_chains, n_draws, *array.shape[1:])
@@ -191,4 +173,72 @@ def to_inference_data(
         "observed_data": {"y": np.asarray(y)},
         "constant_data": constant_data,
     }
-    return _arviz.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
+    return arviz_compat.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
+
+
+def summary_table(
+    posterior, *, mcmc: bool, var_names=None, samples=None, prob: float = 0.9, kind: str = "hdi"
+):
+    """ArviZ-style table of posterior summaries of a posterior group (see ``summary``).
+
+    ``mcmc`` says whether the draws come from chains (ESS and R-hat are
+    computed) or are independent (NaN).
+    """
+    import pandas as pd
+
+    from . import diagnostics
+
+    prob = check_prob(prob)
+    available = list(posterior.data_vars)
+    if var_names is None:
+        var_names = available
+    elif isinstance(var_names, str):
+        var_names = [var_names]
+    unknown = [name for name in var_names if name not in available]
+    if unknown:
+        raise ValueError(f"var_names {unknown} are not in the posterior; choose from {available}.")
+    if samples is not None:
+        labels = list(posterior[SAMPLE_DIM].values)
+        missing = [s for s in samples if s not in labels]
+        if missing:
+            raise ValueError(
+                f"samples {missing[:5]} are not sample labels; use labels of the "
+                "training data's index (obs_id)."
+            )
+        posterior = posterior.sel({SAMPLE_DIM: list(samples)})
+    percent = f"{100 * (1 - prob) / 2:g}%", f"{100 * (1 + prob) / 2:g}%"
+    n_chains = int(posterior.sizes["chain"])
+    mcmc = mcmc and int(posterior.sizes["draw"]) >= 4
+    frames = []
+    for name in var_names:
+        array = posterior[name]
+        values = array.values.reshape(*array.shape[:2], -1)
+        flat = values.reshape(-1, values.shape[-1])
+        lower, upper = interval(flat, prob, kind)
+        columns = {
+            "mean": flat.mean(axis=0),
+            "sd": flat.std(axis=0, ddof=1),
+            f"{kind}_{percent[0]}": lower,
+            f"{kind}_{percent[1]}": upper,
+            "ess_bulk": diagnostics.ess_bulk(values) if mcmc else np.nan,
+            "ess_tail": diagnostics.ess_tail(values) if mcmc else np.nan,
+            "r_hat": diagnostics.rhat(values) if mcmc and n_chains > 1 else np.nan,
+        }
+        frames.append(pd.DataFrame(columns, index=_element_labels(name, array)))
+    return pd.concat(frames)
+
+
+def _element_labels(name: str, array) -> list[str]:
+    """``name[a, b]`` for every element of a variable beyond its chain and draw dims."""
+    extra_dims = array.dims[2:]
+    if not extra_dims:
+        return [name]
+    grids = np.meshgrid(*[array[d].values for d in extra_dims], indexing="ij")
+    size = int(np.prod(array.shape[2:]))
+    return [f"{name}[{', '.join(str(g.ravel()[i]) for g in grids)}]" for i in range(size)]
+
+
+def posterior_interval(idata, name: str, prob: float, kind: str):
+    """Credible interval of every element of posterior variable ``name`` over all draws."""
+    draws = arviz_compat.group(idata, "posterior")[name].values
+    return interval(draws.reshape(-1, *draws.shape[2:]), prob, kind)

@@ -1,4 +1,9 @@
-"""Save and load fitted estimators in an open format (no pickle, no code execution).
+"""Save and load fitted models in an open format (no pickle, no code execution).
+
+:func:`save` writes a fitted estimator's records (its
+:class:`~bayes_prsn.state.FittedState`, parameters and posterior) and
+:func:`load` reads them back; the estimators' ``save``/``load`` and
+:func:`bayes_prsn.load` call them. This module imports neither estimator class.
 
 A saved model is one ZIP archive holding
 
@@ -32,6 +37,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import arviz_compat
+from .models import ENCODER_SITES
+from .predict import neighbour_tree
+from .preprocessing import CovariateEncoder, EncodedCovariates, Standardizer, encoder_features
+from .scaling import Scaling
+from .smoothing import posterior_noise_scale
+from .state import (
+    FittedState,
+    MapParams,
+    PosteriorState,
+    fitted_state,
+    has_posterior,
+    posterior_state,
+    published_attributes,
+)
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "save", "load"]
 
 #: Name stored in every saved model.
@@ -39,45 +60,11 @@ FORMAT = "bayes_prsn-model"
 #: Version of the layout written here; files with a larger version are refused.
 FORMAT_VERSION = 1
 
-# Fitted arrays saved as .npy (attribute name -> stored name).
-_ARRAYS = (
-    "coef_",
-    "intercept_",
-    "population_coef_",
-    "covariate_weights_",
-    "embedding_",
-    "dictionary_",
-    "loss_history_",
-    "_dictionary_internal",
-    "_offset_internal",
-    "_theta_internal",
-    "_train_X",
-    "_train_y",
-)
-_OPTIONAL_ARRAYS = ("classes_", "_posterior_embedding")
-# Scalars, strings and lists saved in metadata.json.
-_VALUES = (
-    "family_",
-    "n_features_in_",
-    "n_predictors_",
-    "feature_names_",
-    "covariate_names_",
-    "covariate_names_used_",
-    "noise_scale_",
-    "likelihood_scale_",
-    "n_steps_",
-    "converged_",
-    "population_intercept_",
-    "validation_scores_",
-    "_fit_settings",
-)
-_OPTIONAL_VALUES = (
-    "posterior_method_",
-    "posterior_noise_scale_",
-    "posterior_gamma_",
-    "posterior_diagnostics_",
-)
+#: The estimator classes a saved model may hold.
+ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
 _TRAIN_DATA = ("X", "pairs", "pair_distances", "pair_weights", "y")
+# Published arrays that are stored but derived from the state on loading (checked only).
+_CHECKED_ONLY = ("coef_", "intercept_", "dictionary_")
 _ENCODER = ("names_in_", "numeric_names_", "categorical_names_", "centers_", "scales_", "levels_")
 _MAX_MEMBER_BYTES = 2**34
 
@@ -149,17 +136,90 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+# Published attributes stored as .npy, and as JSON values, in format version 1.
+_PUBLISHED_ARRAYS = (
+    "coef_",
+    "intercept_",
+    "population_coef_",
+    "covariate_weights_",
+    "embedding_",
+    "dictionary_",
+    "loss_history_",
+)
+_PUBLISHED_VALUES = (
+    "family_",
+    "n_features_in_",
+    "n_predictors_",
+    "feature_names_",
+    "covariate_names_",
+    "covariate_names_used_",
+    "noise_scale_",
+    "likelihood_scale_",
+    "n_steps_",
+    "converged_",
+    "population_intercept_",
+    "validation_scores_",
+)
+
+
+def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
+    """The fitted arrays, under the names format version 1 gives them."""
+    params = state.params
+    arrays = {name: published[name] for name in _PUBLISHED_ARRAYS}
+    arrays.update(
+        {
+            "_dictionary_internal": params.dictionary,
+            "_offset_internal": params.offset,
+            "_theta_internal": state.theta,
+            "_train_X": state.X,
+            "_train_y": state.y,
+        }
+    )
+    if state.classes is not None:
+        arrays["classes_"] = state.classes
+    if posterior is not None:
+        arrays["_posterior_embedding"] = posterior.code_draws
+    for name in _TRAIN_DATA:
+        arrays[f"train_data.{name}"] = state.data[name]
+    for name, scaler in (("x_scaler_", state.scaling.x), ("y_scaler_", state.scaling.y)):
+        arrays[f"{name}.center"], arrays[f"{name}.scale"] = scaler.center, scaler.scale
+    if params.encoder_weights is not None:
+        for site, value in zip(ENCODER_SITES, params.encoder_weights, strict=True):
+            arrays[f"covariate_encoder.{site}"] = value
+    arrays["train_encoded.numeric"] = state.encoded.numeric
+    arrays["train_encoded.categorical"] = state.encoded.categorical
+    return arrays
+
+
+def _state_values(state: FittedState, published: dict, posterior) -> dict:
+    """The fitted scalars and lists, under the names format version 1 gives them."""
+    values = {name: published[name] for name in _PUBLISHED_VALUES}
+    values["_fit_settings"] = state.settings
+    if posterior is not None:
+        values.update(
+            posterior_method_=posterior.method,
+            posterior_noise_scale_=posterior.noise_scale,
+            posterior_gamma_=posterior.gamma,
+            posterior_diagnostics_=posterior.diagnostics,
+        )
+    if state.feature_names_in is not None:
+        values["feature_names_in_"] = state.feature_names_in
+    return {name: _plain(value) for name, value in values.items()}
+
+
 def save(estimator, path) -> Path:
     """Write a fitted estimator to ``path`` (see the module docstring for the layout).
 
-    Returns the path written. The file appears only once it is complete.
+    Reads the estimator's parameters and its records (``fit_state_``, and
+    ``posterior_state_`` when there is a posterior). Returns the path
+    written. The file appears only once it is complete.
     """
-    from . import __version__, _arviz
-    from .estimator import ENCODER_SITES
+    from .version import __version__
 
-    estimator._check_fitted()
-    path = Path(path)
+    state = fitted_state(estimator)
+    posterior = posterior_state(estimator) if has_posterior(estimator) else None
     params = estimator.get_params(deep=False)
+    path = Path(path)
     for name, value in params.items():
         plain = _plain(value)
         if plain != value and not isinstance(value, tuple | list):
@@ -167,28 +227,9 @@ def save(estimator, path) -> Path:
                 f"cannot save parameter {name}={value!r}: only numbers, strings, lists and None "
                 "can be saved; set it to one of those first."
             )
-    arrays = {name: getattr(estimator, name) for name in _ARRAYS}
-    for name in _OPTIONAL_ARRAYS:
-        if name in estimator.__dict__:
-            arrays[name] = getattr(estimator, name)
-    for name in _TRAIN_DATA:
-        arrays[f"train_data.{name}"] = estimator._train_data[name]
-    for name in ("x_scaler_", "y_scaler_"):
-        scaler = getattr(estimator, name)
-        arrays[f"{name}.center"], arrays[f"{name}.scale"] = scaler.center, scaler.scale
-    if estimator._encoder_params is not None:
-        for site, value in zip(ENCODER_SITES, estimator._encoder_params, strict=True):
-            arrays[f"covariate_encoder.{site}"] = value
-    encoded = estimator._train_encoded
-    arrays["train_encoded.numeric"] = encoded.numeric
-    arrays["train_encoded.categorical"] = encoded.categorical
-    values = {name: _plain(getattr(estimator, name)) for name in _VALUES}
-    for name in _OPTIONAL_VALUES:
-        if name in estimator.__dict__:
-            values[name] = _plain(getattr(estimator, name))
-    if "feature_names_in_" in estimator.__dict__:
-        values["feature_names_in_"] = _plain(estimator.feature_names_in_)
-    encoder = estimator.encoder_
+    published = published_attributes(state, posterior)
+    arrays = _state_arrays(state, published, posterior)
+    encoder = state.encoder
     encoder_state = {name: _plain(getattr(encoder, name)) for name in _ENCODER[:-1]}
     encoder_state["levels_"] = [_labels(levels) for levels in encoder.levels_]
     metadata = {
@@ -197,23 +238,27 @@ def save(estimator, path) -> Path:
         "bayes_prsn_version": __version__,
         "class": type(estimator).__name__,
         "params": _plain(params),
-        "values": values,
+        "values": _state_values(state, published, posterior),
         "encoder": encoder_state,
-        "n_levels": list(encoded.n_levels),
-        "sample_index": _labels(estimator._sample_index),
-        "covariates_frame": _frame_state(estimator._covariates_frame, arrays),
+        "n_levels": list(state.encoded.n_levels),
+        "sample_index": _labels(state.sample_index),
+        "covariates_frame": _frame_state(state.covariates_frame, arrays),
     }
     members = {f"arrays/{name}.npy": _npy_bytes(value) for name, value in arrays.items()}
-    if "idata_" in estimator.__dict__:
+    if posterior is not None:
         with tempfile.TemporaryDirectory() as folder:
             netcdf = Path(folder) / "posterior.nc"
-            _arviz.to_netcdf(estimator.idata_, netcdf)
+            arviz_compat.to_netcdf(posterior.idata, netcdf)
             members["posterior.nc"] = netcdf.read_bytes()
     metadata["checksums"] = {
         name: hashlib.sha256(content).hexdigest() for name, content in members.items()
     }
     members = {"metadata.json": json.dumps(metadata, indent=1).encode(), **members}
+    _write_atomically(path, members)
+    return path
 
+
+def _write_atomically(path: Path, members: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -228,7 +273,6 @@ def save(estimator, path) -> Path:
         # Interrupted or failed: remove the partial file, keep any older model at ``path``.
         Path(temporary).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _fail(path, reason: str):
@@ -268,7 +312,7 @@ def _read_members(path: Path) -> tuple[dict, dict]:
     if not isinstance(version, int) or isinstance(version, bool):
         _fail(path, "its format version is missing.")
     if version > FORMAT_VERSION:
-        from . import __version__
+        from .version import __version__
 
         _fail(
             path,
@@ -298,7 +342,7 @@ def _array(members: dict, name: str, path) -> np.ndarray:
     return array
 
 
-def load(path, cls=None):
+def load(path, cls=None, *, classes: dict | None = None):
     """Load an estimator saved by :func:`save`.
 
     Parameters
@@ -308,6 +352,9 @@ def load(path, cls=None):
         ``model.bprsn``).
     cls : class, optional
         Expected estimator class; a file holding another class is refused.
+    classes : dict, optional
+        The estimator classes by name, one of which the file may hold (what
+        :func:`bayes_prsn.load` passes); needed when ``cls`` is not given.
 
     Raises
     ------
@@ -315,127 +362,172 @@ def load(path, cls=None):
         When the file is missing, truncated, damaged, tampered with, from a
         newer format version, or holds another estimator class.
     """
-    from . import _arviz
-    from .estimator import ENCODER_SITES, PersonalizedClassifier, PersonalizedRegression
-    from .preprocessing import CovariateEncoder, EncodedCovariates, Standardizer
-
+    if cls is None and classes is None:
+        raise TypeError("name the estimator class (cls=...), or load with bayes_prsn.load(path).")
+    classes = dict(classes or {})
+    if cls is not None:
+        classes.setdefault(cls.__name__, cls)
     path = Path(path)
     metadata, members = _read_members(path)
-    classes = {c.__name__: c for c in (PersonalizedRegression, PersonalizedClassifier)}
     stored = metadata.get("class")
-    if stored not in classes:
+    if stored not in ESTIMATOR_CLASSES:
         _fail(path, f"unknown estimator class {stored!r}.")
-    if cls is not None and classes[stored] is not cls:
+    if cls is not None and stored != cls.__name__:
         _fail(
             path,
             f"it holds a {stored}, not a {cls.__name__}; use {stored}.load or bayes_prsn.load.",
         )
     try:
         estimator = classes[stored](**metadata["params"])
-        values = metadata["values"]
-        for name in _VALUES:
-            setattr(estimator, name, values[name])
-        for name in _OPTIONAL_VALUES + ("feature_names_in_",):
-            if name in values:
-                setattr(estimator, name, values[name])
-        if "feature_names_in_" in values:
-            estimator.feature_names_in_ = np.asarray(values["feature_names_in_"], dtype=object)
-        for name in _ARRAYS:
-            setattr(estimator, name, _array(members, name, path))
-        for name in _OPTIONAL_ARRAYS:
-            if f"arrays/{name}.npy" in members:
-                setattr(estimator, name, _array(members, name, path))
-        estimator._train_data = {
-            name: _array(members, f"train_data.{name}", path) for name in _TRAIN_DATA
-        }
-        for name in ("x_scaler_", "y_scaler_"):
-            scaler = Standardizer(
-                _array(members, f"{name}.center", path), _array(members, f"{name}.scale", path)
-            )
-            setattr(estimator, name, scaler)
-        encoder = CovariateEncoder()
-        state = metadata["encoder"]
-        for name in _ENCODER[:-1]:
-            setattr(encoder, name, list(state[name]))
-        encoder.levels_ = [list(levels["values"]) for levels in state["levels_"]]
-        estimator.encoder_ = encoder
-        estimator._train_encoded = EncodedCovariates(
-            _array(members, "train_encoded.numeric", path),
-            _array(members, "train_encoded.categorical", path),
-            tuple(int(n) for n in metadata["n_levels"]),
-        )
-        estimator._encoder_params = (
-            tuple(_array(members, f"covariate_encoder.{site}", path) for site in ENCODER_SITES)
-            if estimator.encoder_width
-            else None
-        )
-        estimator._sample_index = list(metadata["sample_index"]["values"])
-        frame_arrays = {}
-        for member in members:
-            if member.startswith("arrays/covariates."):
-                name = member[len("arrays/") : -len(".npy")]
-                frame_arrays[name] = _array(members, name, path)
-        estimator._covariates_frame = _frame_from_state(metadata["covariates_frame"], frame_arrays)
-        estimator._search = None
-        estimator._neighbour_search()
-        _check_consistent(estimator, path)
+        state = _read_state(metadata, members, path)
+        published = {name: _array(members, name, path) for name in _CHECKED_ONLY}
+        _check_consistent(state, published, metadata["values"]["n_predictors_"], path)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         _fail(path, f"metadata.json is incomplete or inconsistent ({type(err).__name__}: {err}).")
-    if "posterior.nc" in members:
-        if "_posterior_embedding" not in estimator.__dict__:
-            _fail(path, "it holds a posterior without its code draws.")
-        with tempfile.TemporaryDirectory() as folder:
-            netcdf = Path(folder) / "posterior.nc"
-            netcdf.write_bytes(members["posterior.nc"])
-            try:
-                estimator.idata_ = _arviz.from_netcdf(netcdf)
-            except Exception as err:  # noqa: BLE001 - any reader failure means a bad file
-                _fail(path, f"posterior.nc cannot be read ({type(err).__name__}: {err}).")
+    posterior = _read_posterior(metadata["values"], members, path)
+    estimator.__dict__.update(published_attributes(state, posterior))
     return estimator
 
 
-def _check_consistent(estimator, path) -> None:
-    """Shapes and values of the loaded arrays agree with each other and are finite."""
-    from .estimator import ENCODER_SITES, _encoder_features
+def _read_encoder(state: dict) -> CovariateEncoder:
+    encoder = CovariateEncoder()
+    for name in _ENCODER[:-1]:
+        setattr(encoder, name, list(state[name]))
+    encoder.levels_ = [list(levels["values"]) for levels in state["levels_"]]
+    return encoder
 
-    n = len(estimator._sample_index)
-    p = estimator.n_predictors_
-    columns = p + int(bool(estimator.fit_intercept))
-    rank = estimator.rank
-    n_covariates = len(estimator.covariate_names_used_)
-    expected = {
-        "coef_": (n, p),
-        "intercept_": (n,),
-        "population_coef_": (p,),
-        "covariate_weights_": (n_covariates,),
-        "embedding_": (n, rank),
-        "dictionary_": (rank, p),
-        "_dictionary_internal": (rank, columns),
-        "_offset_internal": (columns,),
-        "_theta_internal": (n, columns),
-        "_train_X": (n, p),
-        "_train_y": (n,),
+
+def _read_state(metadata: dict, members: dict, path) -> FittedState:
+    values, params = metadata["values"], metadata["params"]
+
+    def array(name):
+        return _array(members, name, path)
+
+    def optional(name):
+        return array(name) if f"arrays/{name}.npy" in members else None
+
+    encoded = EncodedCovariates(
+        array("train_encoded.numeric"),
+        array("train_encoded.categorical"),
+        tuple(int(n) for n in metadata["n_levels"]),
+    )
+    encoder_weights = None
+    if params["encoder_width"]:
+        encoder_weights = tuple(array(f"covariate_encoder.{site}") for site in ENCODER_SITES)
+    map_params = MapParams(
+        dictionary=array("_dictionary_internal"),
+        offset=array("_offset_internal"),
+        embedding=array("embedding_"),
+        covariate_weights=array("covariate_weights_"),
+        encoder_weights=encoder_weights,
+    )
+    frame_arrays = {
+        member[len("arrays/") : -len(".npy")]: array(member[len("arrays/") : -len(".npy")])
+        for member in members
+        if member.startswith("arrays/covariates.")
     }
-    for name, shape in expected.items():
-        actual = getattr(estimator, name).shape
-        if actual != shape:
-            _fail(path, f"array {name} has shape {actual}, expected {shape}.")
-        if not np.all(np.isfinite(getattr(estimator, name))):
+    names_in = values.get("feature_names_in_")
+    scalers = [
+        Standardizer(array(f"{name}.center"), array(f"{name}.scale"))
+        for name in ("x_scaler_", "y_scaler_")
+    ]
+    settings = values["_fit_settings"]
+    return FittedState(
+        family=values["family_"],
+        rank=params["rank"],
+        prior=params["prior"],
+        offset=params["offset"],
+        encoder_width=params["encoder_width"],
+        n_neighbors=params["n_neighbors"],
+        scaling=Scaling(*scalers, bool(params["fit_intercept"])),
+        encoder=_read_encoder(metadata["encoder"]),
+        encoded=encoded,
+        covariates_frame=_frame_from_state(metadata["covariates_frame"], frame_arrays),
+        sample_index=list(metadata["sample_index"]["values"]),
+        feature_names=values["feature_names_"],
+        n_features_in=values["n_features_in_"],
+        feature_names_in=None if names_in is None else np.asarray(names_in, dtype=object),
+        classes=optional("classes_"),
+        X=array("_train_X"),
+        y=array("_train_y"),
+        data={name: array(f"train_data.{name}") for name in _TRAIN_DATA},
+        settings=settings,
+        validation_scores=values["validation_scores_"],
+        posterior_noise_scale=posterior_noise_scale(settings, values["validation_scores_"]),
+        params=map_params,
+        theta=array("_theta_internal"),
+        population_coef=array("population_coef_"),
+        population_intercept=values["population_intercept_"],
+        loss_history=array("loss_history_"),
+        n_steps=values["n_steps_"],
+        converged=values["converged_"],
+        neighbours=neighbour_tree(encoded, map_params.covariate_weights),
+    )
+
+
+def _read_posterior(values: dict, members: dict, path) -> PosteriorState | None:
+    if "posterior.nc" not in members:
+        return None
+    if "arrays/_posterior_embedding.npy" not in members:
+        _fail(path, "it holds a posterior without its code draws.")
+    with tempfile.TemporaryDirectory() as folder:
+        netcdf = Path(folder) / "posterior.nc"
+        netcdf.write_bytes(members["posterior.nc"])
+        try:
+            idata = arviz_compat.from_netcdf(netcdf)
+        except Exception as err:  # noqa: BLE001 - any reader failure means a bad file
+            _fail(path, f"posterior.nc cannot be read ({type(err).__name__}: {err}).")
+    return PosteriorState(
+        idata,
+        _array(members, "_posterior_embedding", path),
+        values.get("posterior_method_"),
+        values.get("posterior_noise_scale_"),
+        values.get("posterior_gamma_"),
+        values.get("posterior_diagnostics_"),
+    )
+
+
+def _check_consistent(state: FittedState, published: dict, p: int, path) -> None:
+    """Shapes and values of the loaded arrays agree with each other and are finite.
+
+    ``published`` are the stored published arrays (the estimator derives its
+    own from the state) and ``p`` the stored number of predictors.
+    """
+    n, rank = state.n_samples, state.rank
+    columns = p + int(bool(state.fit_intercept))
+    params = state.params
+    expected = {
+        "coef_": (published["coef_"], (n, p)),
+        "intercept_": (published["intercept_"], (n,)),
+        "population_coef_": (state.population_coef, (p,)),
+        "covariate_weights_": (params.covariate_weights, (len(state.encoder.feature_names),)),
+        "embedding_": (params.embedding, (n, rank)),
+        "dictionary_": (published["dictionary_"], (rank, p)),
+        "_dictionary_internal": (params.dictionary, (rank, columns)),
+        "_offset_internal": (params.offset, (columns,)),
+        "_theta_internal": (state.theta, (n, columns)),
+        "_train_X": (state.X, (n, p)),
+        "_train_y": (state.y, (n,)),
+    }
+    for name, (value, shape) in expected.items():
+        if value.shape != shape:
+            _fail(path, f"array {name} has shape {value.shape}, expected {shape}.")
+        if not np.all(np.isfinite(value)):
             _fail(path, f"array {name} holds non-finite values.")
-    encoded = estimator._train_encoded
-    if estimator._encoder_params is not None:
-        width = estimator.encoder_width
-        n_inputs = _encoder_features(encoded).shape[1]
+    encoded = state.encoded
+    if params.encoder_weights is not None:
+        width = state.encoder_width
+        n_inputs = encoder_features(encoded).shape[1]
         shapes = ((n_inputs, width), (width,), (width, rank))
-        stored = zip(ENCODER_SITES, estimator._encoder_params, shapes, strict=True)
+        stored = zip(ENCODER_SITES, params.encoder_weights, shapes, strict=True)
         for site, value, shape in stored:
             if value.shape != shape or not np.all(np.isfinite(value)):
                 _fail(path, f"the covariate encoder's {site} is damaged (shape {value.shape}).")
     if encoded.numeric.shape[0] != n or encoded.categorical.shape[0] != n:
         _fail(path, "the training covariates do not have one row per sample.")
-    if len(estimator.encoder_.numeric_names_) != encoded.numeric.shape[1]:
+    if len(state.encoder.numeric_names_) != encoded.numeric.shape[1]:
         _fail(path, "the covariate coding does not match the training covariates.")
-    if not isinstance(estimator.n_features_in_, numbers.Integral):
+    if not isinstance(state.n_features_in, numbers.Integral):
         _fail(path, "n_features_in_ is not an integer.")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _arviz
+from . import arviz_compat
+from .figures import figure_for, pyplot
 from .inference_data import interval
+from .state import fitted_state, has_posterior, posterior_state
 
 __all__ = [
     "plot_coefficients",
@@ -22,16 +24,8 @@ __all__ = [
 ]
 
 
-def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'bayes_prsn[plots]'") from error
-    return plt
-
-
 def _feature_position(estimator, feature) -> int:
-    labels = estimator._feature_labels()
+    labels = fitted_state(estimator).feature_labels
     if isinstance(feature, int | np.integer) and not isinstance(feature, bool):
         if not 0 <= feature < len(labels):
             raise ValueError(f"feature index {feature} is out of range (0..{len(labels) - 1}).")
@@ -42,7 +36,7 @@ def _feature_position(estimator, feature) -> int:
 
 
 def _sample_positions(estimator, samples) -> list[int]:
-    labels = list(estimator._sample_index)
+    labels = list(fitted_state(estimator).sample_index)
     if samples is None:
         return list(range(min(8, len(labels))))
     if np.isscalar(samples):
@@ -60,9 +54,9 @@ def _sample_positions(estimator, samples) -> list[int]:
 
 def _coefficient_draws(estimator):
     """(draws, n_samples, n_features) coefficient draws, or None without a posterior."""
-    if "idata_" not in estimator.__dict__:
+    if not has_posterior(estimator):
         return None
-    coef = _arviz.group(estimator.idata_, "posterior")["coef"].values
+    coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values
     return coef.reshape(-1, *coef.shape[2:])
 
 
@@ -94,8 +88,8 @@ def plot_coefficients(estimator, samples=None, features=None, *, prob=0.9, kind=
     -------
     fig, axes
     """
-    plt = _pyplot()
-    estimator._check_fitted()
+    plt = pyplot()
+    fitted_state(estimator)
     rows = _sample_positions(estimator, samples)
     columns = (
         list(range(estimator.n_predictors_))
@@ -103,7 +97,7 @@ def plot_coefficients(estimator, samples=None, features=None, *, prob=0.9, kind=
         else [_feature_position(estimator, f) for f in features]
     )
     point, lower, upper = _point_and_interval(estimator, prob, kind)
-    labels = estimator._feature_labels()
+    labels = fitted_state(estimator).feature_labels
     fig, axes = plt.subplots(
         1,
         len(columns),
@@ -121,7 +115,7 @@ def plot_coefficients(estimator, samples=None, features=None, *, prob=0.9, kind=
         ax.axvline(estimator.population_coef_[column], color="0.4", ls="--", lw=1)
         ax.set_title(str(labels[column]))
     axes[0].set_yticks(positions)
-    axes[0].set_yticklabels([str(estimator._sample_index[r]) for r in rows])
+    axes[0].set_yticklabels([str(fitted_state(estimator).sample_index[r]) for r in rows])
     axes[0].set_ylabel("sample")
     what = f"{int(round(prob * 100))}% {kind.upper()}" if lower is not None else "MAP"
     fig.suptitle(f"per-sample coefficients ({what})")
@@ -139,10 +133,10 @@ def plot_trace(estimator, samples=None, features=None, *, max_panels=6):
     -------
     fig, axes : axes has shape (n_coefficients, 2)
     """
-    plt = _pyplot()
-    estimator._check_posterior()
+    plt = pyplot()
+    posterior_state(estimator)
     rows = _sample_positions(
-        estimator, samples if samples is not None else [estimator._sample_index[0]]
+        estimator, samples if samples is not None else [fitted_state(estimator).sample_index[0]]
     )
     columns = (
         list(range(estimator.n_predictors_))
@@ -150,9 +144,9 @@ def plot_trace(estimator, samples=None, features=None, *, max_panels=6):
         else [_feature_position(estimator, f) for f in features]
     )
     pairs = [(r, c) for r in rows for c in columns][:max_panels]
-    coef = _arviz.group(estimator.idata_, "posterior")["coef"].values
+    coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values
     n_chains, n_draws = coef.shape[:2]
-    labels = estimator._feature_labels()
+    labels = fitted_state(estimator).feature_labels
     fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 1.9 * len(pairs) + 0.5), squeeze=False)
     bins = np.linspace(0, n_chains * n_draws, 21)
     for (row, column), (trace_ax, rank_ax) in zip(pairs, axes, strict=True):
@@ -161,7 +155,7 @@ def plot_trace(estimator, samples=None, features=None, *, max_panels=6):
         for chain in range(n_chains):
             trace_ax.plot(draws[chain], lw=0.5, alpha=0.8, color=f"C{chain}")
             rank_ax.hist(ranks[chain], bins=bins, histtype="step", color=f"C{chain}")
-        name = f"coef[{estimator._sample_index[row]}, {labels[column]}]"
+        name = f"coef[{fitted_state(estimator).sample_index[row]}, {labels[column]}]"
         trace_ax.set_ylabel(name, fontsize=8)
         rank_ax.set_yticks([])
     axes[-1, 0].set_xlabel("draw")
@@ -193,11 +187,10 @@ def plot_coefficient_vs_covariate(
     """
     import pandas as pd
 
-    plt = _pyplot()
-    estimator._check_fitted()
+    fitted_state(estimator)
     column = _feature_position(estimator, feature)
     if isinstance(covariate, str):
-        frame = estimator._covariates_frame
+        frame = fitted_state(estimator).covariates_frame
         if covariate not in frame.columns:
             raise ValueError(
                 f"unknown covariate {covariate!r}; choose from {list(frame.columns)} or pass "
@@ -206,10 +199,10 @@ def plot_coefficient_vs_covariate(
         values, name = frame[covariate], covariate
     else:
         values, name = pd.Series(np.asarray(covariate)), "covariate"
-        if len(values) != len(estimator._sample_index):
+        if len(values) != len(fitted_state(estimator).sample_index):
             raise ValueError(
                 f"covariate has {len(values)} values; pass one per training sample "
-                f"({len(estimator._sample_index)})."
+                f"({len(fitted_state(estimator).sample_index)})."
             )
     point, lower, upper = _point_and_interval(estimator, prob, kind)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
@@ -220,10 +213,7 @@ def plot_coefficient_vs_covariate(
         jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(values))
         x = levels.codes + jitter
         ticks = list(levels.categories)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
+    fig, ax = figure_for(ax, (6, 4))
     if lower is not None:
         ax.vlines(
             x,
@@ -249,7 +239,7 @@ def plot_coefficient_vs_covariate(
         ax.set_xticks(range(len(ticks)))
         ax.set_xticklabels(ticks)
     ax.set_xlabel(name)
-    ax.set_ylabel(f"coefficient of {estimator._feature_labels()[column]}")
+    ax.set_ylabel(f"coefficient of {fitted_state(estimator).feature_labels[column]}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig, ax
@@ -266,17 +256,13 @@ def plot_ppc(estimator, *, num_draws=50, seed=0, ax=None):
     -------
     fig, ax
     """
-    plt = _pyplot()
-    estimator._check_posterior()
-    replicated = _arviz.group(estimator.idata_, "posterior_predictive")["y"].values
+    posterior_state(estimator)
+    replicated = arviz_compat.group(estimator.idata_, "posterior_predictive")["y"].values
     replicated = replicated.reshape(-1, replicated.shape[-1])
-    observed = np.asarray(_arviz.group(estimator.idata_, "observed_data")["y"].values)
+    observed = np.asarray(arviz_compat.group(estimator.idata_, "observed_data")["y"].values)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(replicated.shape[0], min(num_draws, replicated.shape[0]), replace=False)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
+    fig, ax = figure_for(ax, (6, 4))
     if estimator.family_ == "bernoulli":
         shares = replicated.mean(axis=1)
         ax.hist(shares, bins=30, color="C0", alpha=0.6, label="replicated share of 1s")

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .models import LOG_RATE_BOUND
+from .models import family as family_of
+
 __all__ = ["fit_population_glm", "mean_function"]
 
 
 def mean_function(eta: np.ndarray, family: str) -> np.ndarray:
     """Inverse link: the mean response for linear predictor ``eta``."""
-    if family == "gaussian":
-        return eta
-    if family == "bernoulli":
-        return 1.0 / (1.0 + np.exp(-np.clip(eta, -50.0, 50.0)))
-    if family == "poisson":
-        return np.exp(np.clip(eta, -30.0, 30.0))
-    raise ValueError(f"unknown family {family!r}")
+    return family_of(family).mean(eta)
 
 
 def fit_population_glm(
@@ -57,11 +54,12 @@ def fit_population_glm(
     ridge = np.diag(penalty + 1e-8 * X.shape[0])
     if family == "gaussian":
         return np.linalg.solve(X.T @ X + ridge, X.T @ y)
+    likelihood = family_of(family)
     beta = np.zeros(n_features)
     for _ in range(max_iter):
-        eta = np.clip(X @ beta, -30.0, 30.0)
-        mu = mean_function(eta, family)
-        weight = mu * (1.0 - mu) if family == "bernoulli" else mu
+        eta = np.clip(X @ beta, -LOG_RATE_BOUND, LOG_RATE_BOUND)
+        mu = likelihood.mean(eta)
+        weight = likelihood.variance(mu)
         gradient = X.T @ (y - mu) - penalty * beta
         hessian = (X * weight[:, None]).T @ X + ridge
         step = np.linalg.solve(hessian, gradient)

@@ -31,6 +31,8 @@ import pandas as pd
 import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
+from .models import family as family_of
+
 __all__ = [
     "CovariateEncoder",
     "EncodedCovariates",
@@ -39,6 +41,8 @@ __all__ = [
     "check_response",
     "pair_distances",
     "build_neighbour_pairs",
+    "encoder_features",
+    "neighbour_space",
     "NeighbourSearch",
 ]
 
@@ -156,14 +160,7 @@ def check_response(y, family: str) -> np.ndarray:
         raise ValueError("y is empty.")
     if not np.all(np.isfinite(values)):
         raise ValueError("y contains NaN or infinite values; remove those samples first.")
-    if family == "bernoulli":
-        if not np.all((values == 0) | (values == 1)):
-            raise ValueError("y must hold only 0 and 1 for the bernoulli family.")
-        if np.unique(values).size < 2:
-            raise ValueError("y holds a single class; a classifier needs both 0 and 1.")
-    elif family == "poisson":
-        if np.any(values < 0) or np.any(values != np.round(values)):
-            raise ValueError("y must hold non-negative integer counts for the poisson family.")
+    family_of(family).check_response(values)
     return values
 
 
@@ -399,6 +396,11 @@ def neighbour_space(encoded: EncodedCovariates, weights: np.ndarray) -> np.ndarr
         one_hot[np.flatnonzero(seen), codes[seen]] = 1.0
         blocks.append(one_hot * 0.5 * weights[n_numeric + j])
     return np.concatenate(blocks, axis=1)
+
+
+def encoder_features(encoded: EncodedCovariates) -> np.ndarray:
+    """The covariate encoder's input: numeric covariates (robust-scaled, missing at 0), levels."""
+    return neighbour_space(encoded, np.ones(encoded.numeric.shape[1] + len(encoded.n_levels)))
 
 
 def build_neighbour_pairs(

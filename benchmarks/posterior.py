@@ -48,9 +48,11 @@ def run(method: str, n_samples: int, seed: int, prob: float = 0.9) -> dict:
     inside = (data.coef >= lower) & (data.coef <= upper)
     ilower, iupper = estimator.intercept_interval(prob)
     inside_intercept = (data.intercept >= ilower) & (data.intercept <= iupper)
-    from bayes_prsn import _arviz
+    from bayes_prsn import arviz_compat
 
-    posterior_mean = _arviz.group(estimator.idata_, "posterior")["coef"].values.mean(axis=(0, 1))
+    posterior_mean = arviz_compat.group(estimator.idata_, "posterior")["coef"].values.mean(
+        axis=(0, 1)
+    )
     diagnostics = estimator.posterior_diagnostics_
     return {
         "method": method,
