@@ -86,10 +86,10 @@ def test_fit_with_posterior_then_predict(demo, tmp_path):
     assert (coefficients["x0_lower90"] <= coefficients["x0_upper90"]).all()
     for name in ("posterior.nc", "ppc.png", "model.bprsn"):
         assert (out / name).stat().st_size > 0
-    from bayes_prsn import _arviz
+    from bayes_prsn import arviz_compat
 
-    idata = _arviz.from_netcdf(out / "posterior.nc")
-    assert _arviz.group(idata, "posterior")["coef"].shape[-2:] == (200, 3)
+    idata = arviz_compat.from_netcdf(out / "posterior.nc")
+    assert arviz_compat.group(idata, "posterior")["coef"].shape[-2:] == (200, 3)
 
     frame = pd.read_csv(data, index_col=0).iloc[:15]
     new = tmp_path / "new.csv"

@@ -10,13 +10,19 @@ from bayes_prsn import (
     PersonalizedRegression,
     simulate,
 )
+from bayes_prsn.inputs import check_settings
 from bayes_prsn.population import fit_population_glm
+from bayes_prsn.predict import encoder_output, nearest_training
+from bayes_prsn.problem import build_problem
+
+
+def _problem(estimator, data):
+    return build_problem(data.X, data.y, data.covariates, check_settings(estimator, "gaussian"))
 
 
 def test_population_start(toy):
     """Before the first step every sample's model is the population GLM (tiny jitter)."""
-    est = PersonalizedRegression(random_state=0)
-    problem = est._setup(toy.X, toy.y, toy.covariates)
+    problem = _problem(PersonalizedRegression(random_state=0), toy)
     init = problem.init
     # The encoder starts at zero output, so the codes are the residuals.
     assert np.all(init["encoder_out"] == 0)
@@ -35,14 +41,11 @@ def test_population_start(toy):
 
 
 def test_population_start_without_offset(toy):
-    est = PersonalizedRegression(offset=False, random_state=0)
-    problem = est._setup(toy.X, toy.y, toy.covariates)
+    problem = _problem(PersonalizedRegression(offset=False, random_state=0), toy)
     theta = problem.init["code_residual"] @ problem.init["dictionary"]
     assert np.max(np.abs(theta - problem.population)) < 1e-2
     # the same start without the encoder
-    problem = PersonalizedRegression(offset=False, encoder_width=0, random_state=0)._setup(
-        toy.X, toy.y, toy.covariates
-    )
+    problem = _problem(PersonalizedRegression(offset=False, encoder_width=0, random_state=0), toy)
     theta = problem.init["embedding"] @ problem.init["dictionary"]
     assert np.max(np.abs(theta - problem.population)) < 1e-2
 
@@ -67,8 +70,8 @@ def test_attributes_and_shapes(fitted_toy, toy):
 def test_coefficients_consistent_with_predictions(fitted_toy, toy):
     """coef_ and intercept_ in original units reproduce the internal linear predictor."""
     est = fitted_toy
-    design = est._design(toy.X)
-    internal = np.sum(design * est._theta_internal, axis=1)
+    design = est.fit_state_.scaling.design(toy.X)
+    internal = np.sum(design * est.fit_state_.theta, axis=1)
     internal = internal * est.y_scaler_.scale[0] + est.y_scaler_.center[0]
     original = np.sum(toy.X * est.coef_, axis=1) + est.intercept_
     np.testing.assert_allclose(original, internal, rtol=1e-6, atol=1e-8)
@@ -273,7 +276,9 @@ def test_minibatch_fit_recovers_like_full_batch(toy, fitted_toy):
 def test_validation_chooses_noise_then_encoder_scale(fitted_toy):
     """Stage 1: the noise grid at ENCODER_SCALE; stage 2: the other encoder scales
     at the stage-1 noise; the chosen encoder_scale is the fit's."""
-    from bayes_prsn.estimator import ENCODER_SCALE, ENCODER_SCALE_GRID, NOISE_SCALE_GRID
+    from bayes_prsn.models import ENCODER_SCALE
+
+    from bayes_prsn.smoothing import ENCODER_SCALE_GRID, NOISE_SCALE_GRID
 
     scores = fitted_toy.validation_scores_
     n_first = len(NOISE_SCALE_GRID)
@@ -288,7 +293,7 @@ def test_validation_chooses_noise_then_encoder_scale(fitted_toy):
     )
     assert all(c["noise_scale"] == winner["noise_scale"] for c in second)
     chosen = scores["candidates"][scores["chosen"]]
-    assert fitted_toy._fit_settings["encoder_scale"] == chosen["encoder_scale"]
+    assert fitted_toy.fit_state_.settings["encoder_scale"] == chosen["encoder_scale"]
 
 
 def test_stored_encoder_weights_give_the_codes(fitted_toy):
@@ -299,7 +304,8 @@ def test_stored_encoder_weights_give_the_codes(fitted_toy):
     for codes of rms 0.34); g with the site's values taken as the weights
     (not multiplied by the units' scales) is 0.31 away.
     """
-    mean = fitted_toy._code_mean(fitted_toy._train_encoded)
+    state = fitted_toy.fit_state_
+    mean = encoder_output(state.params.encoder_weights, state.encoded)
     residual = np.sqrt(np.mean((fitted_toy.embedding_ - mean) ** 2))
     assert residual < 0.1, residual
 
@@ -310,27 +316,27 @@ def test_training_coefficients_follow_the_new_sample_rule(fitted_toy, toy):
     and it is not the sample's own MAP code (embedding_) times the dictionary."""
     est = fitted_toy
     np.testing.assert_allclose(est.predict_coef(toy.covariates), est.coef_, rtol=0, atol=1e-10)
-    own = est._offset_internal + est.embedding_ @ est._dictionary_internal
-    own_coef, _ = est._to_original_units(own)
+    state = est.fit_state_
+    params = state.params
+    own = params.offset + est.embedding_ @ params.dictionary
+    own_coef, _ = state.to_original_units(own)
     gap = np.abs(own_coef - est.coef_).max()
     assert 0 < gap < 0.5 * np.abs(est.coef_).max(), gap
     # By hand for one sample: its neighbours under the learned metric.
-    from bayes_prsn.predict import nearest_training
-
     index = nearest_training(
-        est._train_encoded.take([7]), est._neighbour_search(), est.covariate_weights_
+        state.encoded.take([7]), state.neighbours, est.covariate_weights_, est.n_neighbors
     )
     assert 7 in index[0]
-    mean = est._code_mean(est._train_encoded)
+    mean = encoder_output(params.encoder_weights, state.encoded)
     code = mean[7] + (est.embedding_ - mean)[index[0]].mean(axis=0)
-    theta = est._offset_internal + code @ est._dictionary_internal
-    np.testing.assert_allclose(est._to_original_units(theta[None])[0][0], est.coef_[7], atol=1e-10)
+    theta = params.offset + code @ params.dictionary
+    np.testing.assert_allclose(state.to_original_units(theta[None])[0][0], est.coef_[7], atol=1e-10)
 
 
 def test_classifier_keeps_the_full_likelihood(fitted_classifier):
     """Bernoulli fits try only the full likelihood (powers below 1 attenuate the
     coefficients); a weaker power is only the fallback to the population."""
-    from bayes_prsn.estimator import FALLBACK_LIKELIHOOD_SCALE
+    from bayes_prsn.smoothing import FALLBACK_LIKELIHOOD_SCALE
 
     scores = fitted_classifier.validation_scores_
     tried = scores["candidates"][: len(scores["scores"])]

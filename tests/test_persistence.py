@@ -43,7 +43,7 @@ def test_round_trip_with_posterior_and_labels(framed, tmp_path):
     est = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
     est.sample_posterior("laplace", num_samples=200, random_state=0)
     loaded = bayes_prsn.load(est.save(tmp_path / "with_posterior.bprsn"))
-    assert loaded._sample_index == est._sample_index  # the DataFrame's index labels
+    assert loaded.fit_state_.sample_index == est.fit_state_.sample_index  # the index labels
     assert loaded.feature_names_ == ["a", "b", "c"]
     for a, b in zip(est.coef_interval(), loaded.coef_interval(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bayes_prsn import _arviz, plots  # noqa: E402
+from bayes_prsn import arviz_compat, plots  # noqa: E402
 
 
 def _save(fig, path):
@@ -60,14 +60,14 @@ def test_plots_without_posterior_and_bad_names(fitted_toy, tmp_path):
 
 
 def test_arviz_plots_work_on_idata(short_nuts, tmp_path):
-    az = _arviz.arviz()
+    az = arviz_compat.arviz()
     idata = short_nuts[0].idata_
     with warnings.catch_warnings():
         # Few draws: ArviZ may warn about its own estimates; the plots must render.
         warnings.simplefilter("ignore", UserWarning)
         # ArviZ 0.23 calls a matplotlib API that matplotlib 3.11 deprecates.
         warnings.simplefilter("ignore", DeprecationWarning)
-        if _arviz.is_arviz_1():
+        if arviz_compat.is_arviz_1():
             figures = [
                 az.plot_trace_dist(idata, var_names=["covariate_weights"]),
                 az.plot_forest(idata, var_names=["intercept"], coords={"obs_id": ["s0", "s1"]}),

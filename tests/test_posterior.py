@@ -10,7 +10,7 @@ from bayes_prsn import (
     ConvergenceWarning,
     NotFittedError,
     PersonalizedRegression,
-    _arviz,
+    arviz_compat,
     simulate,
 )
 from bayes_prsn.inference_data import interval
@@ -30,8 +30,8 @@ def test_groups_dims_and_coords(short_nuts, framed):
     estimator, _ = short_nuts
     _, X, covariates = framed
     idata = estimator.idata_
-    assert GROUPS <= set(_arviz.group_names(idata))
-    posterior = _arviz.group(idata, "posterior")
+    assert GROUPS <= set(arviz_compat.group_names(idata))
+    posterior = arviz_compat.group(idata, "posterior")
     assert posterior["coef"].dims == ("chain", "draw", "obs_id", "feature")
     assert posterior["coef"].shape == (2, 20, 120, 3)
     assert posterior["intercept"].dims == ("chain", "draw", "obs_id")
@@ -39,11 +39,11 @@ def test_groups_dims_and_coords(short_nuts, framed):
     assert list(posterior["obs_id"].values) == list(X.index)
     assert list(posterior["feature"].values) == ["a", "b", "c"]
     assert list(posterior["covariate"].values) == list(covariates.columns)
-    assert list(_arviz.group(idata, "log_likelihood").data_vars) == ["y"]
-    assert np.all(np.isfinite(_arviz.group(idata, "log_likelihood")["y"].values))
-    stats = _arviz.group(idata, "sample_stats")
+    assert list(arviz_compat.group(idata, "log_likelihood").data_vars) == ["y"]
+    assert np.all(np.isfinite(arviz_compat.group(idata, "log_likelihood")["y"].values))
+    stats = arviz_compat.group(idata, "sample_stats")
     assert {"diverging", "lp", "acceptance_rate", "tree_depth"} <= set(stats.data_vars)
-    constant = _arviz.group(idata, "constant_data")
+    constant = arviz_compat.group(idata, "constant_data")
     noise_scale = constant["noise_scale"].values.ravel()[0]
     assert noise_scale == pytest.approx(estimator.posterior_noise_scale_)
 
@@ -59,7 +59,7 @@ def test_short_run_warns_with_numbers(short_nuts):
 
 def test_posterior_mean_near_map(short_nuts):
     estimator, _ = short_nuts
-    draws = _arviz.group(estimator.idata_, "posterior")["coef"].values
+    draws = arviz_compat.group(estimator.idata_, "posterior")["coef"].values
     mean = draws.mean(axis=(0, 1))
     spread = estimator.coef_.std(axis=0)
     # The conditional posterior is centred at the MAP fit (same smoothing).
@@ -67,7 +67,7 @@ def test_posterior_mean_near_map(short_nuts):
 
 
 def test_loo_and_waic_work(short_nuts):
-    az = _arviz.arviz()
+    az = arviz_compat.arviz()
     with warnings.catch_warnings():
         # 40 draws give unreliable Pareto k estimates; the call itself must work.
         warnings.simplefilter("ignore", UserWarning)
@@ -156,9 +156,9 @@ def test_approximations(method, framed):
     estimator = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
     options = {"num_steps": 500} if method == "vi" else {}
     idata = estimator.sample_posterior(method=method, num_samples=200, random_state=0, **options)
-    posterior = _arviz.group(idata, "posterior")
+    posterior = arviz_compat.group(idata, "posterior")
     assert posterior["coef"].shape == (1, 200, 120, 3)
-    assert "sample_stats" not in _arviz.group_names(idata)
+    assert "sample_stats" not in arviz_compat.group_names(idata)
     lower, upper = estimator.coef_interval()
     assert np.all(np.isfinite(lower)) and np.all(lower < upper)
     # Centred near the MAP fit.
@@ -280,9 +280,12 @@ def test_block_hessian_matches_dense_blocks(short_nuts):
 
     estimator = short_nuts[0]
     n_samples = estimator.embedding_.shape[0]
-    kwargs, _, _ = estimator._posterior_target()
+    from bayes_prsn.sampling import target
+
+    params = estimator.fit_state_.params
+    kwargs, _, _ = target(estimator.fit_state_)
     model = _model(
-        {"dictionary": estimator._dictionary_internal, "offset": estimator._offset_internal},
+        {"dictionary": params.dictionary, "offset": params.offset},
         family="gaussian",
         rank=estimator.rank,
         prior="normal",
@@ -324,12 +327,12 @@ def test_diagnostics_agree_with_arviz():
     draws[..., 3] = np.exp(draws[..., 3])  # skewed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        np.testing.assert_allclose(diagnostics.rhat(draws), _arviz.rhat(draws), atol=1e-3)
+        np.testing.assert_allclose(diagnostics.rhat(draws), arviz_compat.rhat(draws), atol=1e-3)
         np.testing.assert_allclose(
-            diagnostics.ess_bulk(draws), _arviz.ess(draws, "bulk"), rtol=0.05
+            diagnostics.ess_bulk(draws), arviz_compat.ess(draws, "bulk"), rtol=0.05
         )
         np.testing.assert_allclose(
-            diagnostics.ess_tail(draws), _arviz.ess(draws, "tail"), rtol=0.05
+            diagnostics.ess_tail(draws), arviz_compat.ess(draws, "tail"), rtol=0.05
         )
     assert diagnostics.rhat(draws)[1] > 1.1 and diagnostics.rhat(draws)[0] < 1.01
 

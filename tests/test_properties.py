@@ -239,7 +239,7 @@ def test_loader_fuzzing(saved_bytes, tmp_path_factory):
         CASES["load succeeded"] += 1
         # A load that succeeds holds a usable, finite model.
         assert np.all(np.isfinite(loaded.coef_))
-        loaded.predict_coef(loaded._covariates_frame.iloc[:2])
+        loaded.predict_coef(loaded.fit_state_.covariates_frame.iloc[:2])
 
     before = CASES["load"]
     case()

@@ -13,8 +13,11 @@ def problem(request):
     from bayes_prsn import simulate
 
     data = simulate.make_toy(n_samples=80, random_state=3)
+    from bayes_prsn.inputs import check_settings
+    from bayes_prsn.problem import build_problem
+
     est = PersonalizedRegression(n_neighbors=5, random_state=0)
-    prob = est._setup(data.X, data.y, data.covariates)
+    prob = build_problem(data.X, data.y, data.covariates, check_settings(est, "gaussian"))
     kwargs = dict(prob.data, **prob.settings, noise_scale=0.5)
     return kwargs, prob.init
 
