@@ -7,10 +7,17 @@ the redesign changed no number. The cases cover every family, full-batch and
 minibatch fits, numeric and categorical covariates, the encoder on and off, a
 given noise scale, both prediction rules and the three posterior back-ends.
 It also writes two models saved in format version 1 (``tests/data/*.bprsn``).
+
+Bits are only reproducible on the machine and software versions that wrote
+them (XLA and BLAS pick kernels per CPU; other releases round differently),
+so ``golden_environment.json`` records those, and the bitwise comparison
+runs only where they match. Before the next refactor, write the reference
+anew with the code before it, on the machine that will check it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -24,11 +31,34 @@ from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, simulate 
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "golden.npz"
+ENVIRONMENT = DATA / "golden_environment.json"
 #: Models saved by the code before the redesign (format version 1).
 SAVED = {
     "clustered": DATA / "model_v1_clustered.bprsn",
     "classifier": DATA / "model_v1_classifier.bprsn",
 }
+
+
+def environment() -> dict:
+    """The software versions and CPU that the reference's bits depend on."""
+    import hashlib
+    import platform
+    from importlib.metadata import version
+
+    packages = ("jax", "jaxlib", "numpyro", "numpy", "scipy", "scikit-learn", "pandas")
+    found = {"python": ".".join(platform.python_version_tuple()[:2])}
+    found.update({name: version(name) for name in packages})
+    cpu = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "flags") and key.strip() not in cpu:
+                cpu[key.strip()] = value.strip()
+    except OSError:
+        cpu["model name"] = platform.processor()
+    found["cpu"] = cpu.get("model name", "")
+    found["cpu_flags"] = hashlib.sha256(cpu.get("flags", "").encode()).hexdigest()[:16]
+    return found
 
 
 def _with_site(data, seed: int):
@@ -173,4 +203,5 @@ if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
     outputs = run_cases(save_to=SAVED)
     np.savez_compressed(REFERENCE, **outputs)
+    ENVIRONMENT.write_text(json.dumps(environment(), indent=1) + "\n")
     print(f"wrote {len(outputs)} arrays to {REFERENCE}")

@@ -16,7 +16,14 @@ same gradient up to float32 rounding, and 300 float32 Adam steps carry that
 rounding into the result: seen at most 1.2e-7 absolute, 1.9e-6 relative.
 Those outputs are compared to 1e-5 relative (plus 1e-6 absolute for values
 near zero); everything else to the bit.
+
+Bits hold only on the machine and software versions that wrote the
+reference (``tests/data/golden_environment.json``): elsewhere the fits are
+not compared (skipped, saying why), and the format-1 models must still load
+and predict the same to 1e-5 relative.
 """
+
+import json
 
 import golden_cases
 import numpy as np
@@ -34,9 +41,15 @@ CONDITIONAL_MAP = {
 }
 
 
-@pytest.fixture(scope="module")
-def outputs():
-    return golden_cases.run_cases()
+RECORDED = json.loads(golden_cases.ENVIRONMENT.read_text())
+SAME_ENVIRONMENT = golden_cases.environment() == RECORDED
+
+
+def _same(actual, expected, name):
+    if SAME_ENVIRONMENT:
+        np.testing.assert_array_equal(actual, expected, err_msg=name)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-8, err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +58,13 @@ def reference():
         return {name: stored[name] for name in stored.files}
 
 
-def test_every_reference_output_is_reproduced(outputs, reference):
+def test_every_reference_output_is_reproduced(reference):
+    if not SAME_ENVIRONMENT:
+        pytest.skip(
+            f"the reference was written with {RECORDED}; this is {golden_cases.environment()}: "
+            "bit-for-bit needs the same machine and versions (see golden_cases.py)"
+        )
+    outputs = golden_cases.run_cases()
     assert sorted(outputs) == sorted(reference)
     for name, expected in reference.items():
         if name.endswith(".loss_history"):
@@ -61,13 +80,13 @@ def test_a_model_saved_in_format_1_loads_and_predicts_identically(name, referenc
     cls = PersonalizedClassifier if name == "classifier" else PersonalizedRegression
     model = cls.load(golden_cases.SAVED[name])
     X, covariates = golden_cases.new_samples(name)
-    np.testing.assert_array_equal(model.coef_, reference[f"{name}.coef"])
-    np.testing.assert_array_equal(model.predict(X, covariates), reference[f"{name}.predict"])
-    np.testing.assert_array_equal(model.predict_coef(covariates), reference[f"{name}.predict_coef"])
+    _same(model.coef_, reference[f"{name}.coef"], "coef_")
+    _same(model.predict(X, covariates), reference[f"{name}.predict"], "predict")
+    _same(model.predict_coef(covariates), reference[f"{name}.predict_coef"], "predict_coef")
     _, lower, upper = (
         model.predict_proba(X, covariates, return_interval=True)
         if name == "classifier"
         else model.predict(X, covariates, return_interval=True)
     )
-    np.testing.assert_array_equal(lower, reference[f"{name}.interval_lower"])
-    np.testing.assert_array_equal(upper, reference[f"{name}.interval_upper"])
+    _same(lower, reference[f"{name}.interval_lower"], "lower")
+    _same(upper, reference[f"{name}.interval_upper"], "upper")
