@@ -84,3 +84,11 @@ class Scaling:
     def noise_ratio(self, other: Scaling) -> float:
         """Factor taking a noise scale in ``other``'s model units to this scaling's."""
         return float(other.y.scale[0] / self.y.scale[0])
+
+    def noise_from(self, other: Scaling, noise_scale: float) -> float:
+        """A noise scale in ``other``'s model units, in this scaling's."""
+        return noise_scale * self.noise_ratio(other)
+
+    def squared_error_from(self, other: Scaling, value: float) -> float:
+        """A mean squared error in ``other``'s model units, in this scaling's."""
+        return value * self.noise_ratio(other) ** 2

@@ -223,15 +223,18 @@ def _choose_on_subset(problem: Problem, config: FitConfig) -> Smoothing:
     settings, report = chosen.settings, chosen.report
     if family(config.family).has_noise_scale:
         # From the subset's model units to the whole problem's.
-        ratio = problem.scaling.noise_ratio(sub.scaling)
-        settings = dict(settings, noise_scale=settings["noise_scale"] * ratio)
+        units = problem.scaling
+        settings = dict(
+            settings, noise_scale=units.noise_from(sub.scaling, settings["noise_scale"])
+        )
         if report is not None:
             report = dict(
                 report,
                 candidates=[
-                    dict(c, noise_scale=c["noise_scale"] * ratio) for c in report["candidates"]
+                    dict(c, noise_scale=units.noise_from(sub.scaling, c["noise_scale"]))
+                    for c in report["candidates"]
                 ],
-                scores=[v * ratio**2 for v in report["scores"]],
-                population=report["population"] * ratio**2,
+                scores=[units.squared_error_from(sub.scaling, v) for v in report["scores"]],
+                population=units.squared_error_from(sub.scaling, report["population"]),
             )
     return _result(settings, None, report)
