@@ -165,3 +165,39 @@ def test_the_check_fails_on_a_violation(tmp_path):
     assert any("high.py:5 reads another module's private ._secret" in p for p in problems)
     assert "stray.py is in no layer of LAYERS" in problems
     assert _cycles(tmp_path) == [["high", "low", "high"]]
+
+
+#: Size limits of issue 14: a module a newcomer can read, a function that fits a screen.
+MODULE_LINES, ESTIMATOR_LINES, FUNCTION_LINES = 700, 600, 80
+
+
+def _code_lines(source: list[str], node) -> int:
+    """Lines of a function's body, without its docstring, comments and blank lines."""
+    body = node.body
+    skip = set()
+    first = body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            skip = set(range(first.lineno, first.end_lineno + 1))
+    return sum(
+        1
+        for number in range(first.lineno, node.end_lineno + 1)
+        if number not in skip
+        and source[number - 1].strip()
+        and not source[number - 1].strip().startswith("#")
+    )
+
+
+def test_modules_and_functions_stay_readable():
+    long = []
+    for path in sorted((ROOT / "bayes_prsn").glob("*.py")) + sorted((ROOT / "models").glob("*.py")):
+        source = path.read_text().splitlines()
+        limit = ESTIMATOR_LINES if path.name == "estimator.py" else MODULE_LINES
+        if len(source) > limit:
+            long.append(f"{path.name}: {len(source)} lines > {limit}")
+        for node in ast.walk(ast.parse("\n".join(source))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = _code_lines(source, node)
+                if size > FUNCTION_LINES:
+                    long.append(f"{path.name}: {node.name} has {size} lines of code")
+    assert long == []
