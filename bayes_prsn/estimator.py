@@ -220,11 +220,11 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         With ``covariate_columns`` set, pass the new samples' ``X`` (the
         covariate columns are taken from it).
         """
-        return self._predict_theta(self._new_covariates(covariates))[0]
+        return self._predict_theta(self._encode(self._new_covariates(covariates)))[0]
 
     def predict_intercept(self, covariates) -> np.ndarray:
         """Intercepts of new samples from their covariates, shape (n,)."""
-        return self._predict_theta(self._new_covariates(covariates))[1]
+        return self._predict_theta(self._encode(self._new_covariates(covariates)))[1]
 
     def _split(self, X, covariates):
         """Predictors and covariates of new samples (``covariate_columns`` applied)."""
@@ -241,11 +241,23 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             return covariates
         return self._split(covariates, None)[1]
 
-    def _predict_theta(self, covariates):
+    def _encode(self, covariates):
+        """New samples' covariates in the fit's coding."""
+        return state_of(self).encoder.transform(covariates)
+
+    def _new_samples(self, X, covariates):
+        """New samples' predictors (checked float array) and coded covariates, rows matched."""
+        X, covariates = self._split(X, covariates)
+        X = check_new_X(X, state_of(self).n_predictors, type(self).__name__)
+        encoded = self._encode(covariates)
+        check_rows(X, encoded.n_samples)
+        return X, encoded
+
+    def _predict_theta(self, encoded):
         state = state_of(self)
         theta = predict_theta(
             state,
-            state.encoder.transform(covariates),
+            encoded,
             method=self.predict_method,
             n_neighbors=self.n_neighbors,
             gamma=float(self.gamma),
@@ -255,11 +267,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         return state.to_original_units(theta)
 
     def _linear_predictor(self, X, covariates) -> np.ndarray:
-        state = state_of(self)
-        X, covariates = self._split(X, covariates)
-        X = check_new_X(X, state.n_predictors, type(self).__name__)
-        coef, intercept = self._predict_theta(covariates)
-        check_rows(X, coef.shape[0])
+        X, encoded = self._new_samples(X, covariates)
+        coef, intercept = self._predict_theta(encoded)
         return np.sum(X * coef, axis=1) + intercept
 
 

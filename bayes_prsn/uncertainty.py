@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inputs import check_new_X, check_rows
 from .predict import predictive_draws
 from .state import PosteriorState, posterior_attributes, posterior_state
 from .state import fitted_state as state_of
@@ -20,7 +19,7 @@ __all__ = ["UncertaintyMixin"]
 
 
 class UncertaintyMixin:
-    """Posterior methods of the personalized estimators (which provide ``_split``)."""
+    """Posterior methods of the personalized estimators (which provide ``_new_samples``)."""
 
     def _publish_posterior(self, posterior: PosteriorState) -> None:
         self.__dict__.update(posterior_attributes(posterior))
@@ -199,13 +198,15 @@ class UncertaintyMixin:
 
         prob = check_prob(prob)
         posterior = posterior_state(self)
-        state = state_of(self)
-        X, covariates = self._split(X, covariates)
-        X = check_new_X(X, state.n_predictors, type(self).__name__)
-        encoded = state.encoder.transform(covariates)
-        check_rows(X, encoded.n_samples)
+        X, encoded = self._new_samples(X, covariates)
         draws = predictive_draws(
-            state, posterior, X, encoded, n_neighbors=self.n_neighbors, noise=noise, seed=seed
+            state_of(self),
+            posterior,
+            X,
+            encoded,
+            n_neighbors=self.n_neighbors,
+            noise=noise,
+            seed=seed,
         )
         lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         return lower, upper
