@@ -20,7 +20,7 @@ from . import persistence
 from .exceptions import NotFittedError
 from .fitting import AUTO_BATCH_SIZE as AUTO_BATCH_SIZE
 from .fitting import MINIBATCH_ABOVE as MINIBATCH_ABOVE
-from .fitting import fitted_state, minibatch_sizes, run_map
+from .fitting import minibatch_sizes, run_map, state_from_map
 from .inputs import (
     check_new_X,
     check_rows,
@@ -40,8 +40,7 @@ from .smoothing import LIKELIHOOD_SCALE_GRID as LIKELIHOOD_SCALE_GRID
 from .smoothing import NOISE_SCALE_GRID as NOISE_SCALE_GRID
 from .smoothing import VALIDATION_SAMPLES as VALIDATION_SAMPLES
 from .smoothing import choose_smoothing
-from .state import FittedState, published_attributes
-from .state import fitted_state as state_of
+from .state import FittedState, fitted_state, published_attributes
 from .uncertainty import UncertaintyMixin
 
 # The settings' constants above (``NOISE_SCALE_GRID``, ...) are re-exported: they
@@ -174,7 +173,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             "feature_names_in": feature_names_in,
             "classes": classes,
         }
-        self._publish(fitted_state(problem, config, smoothing, result, inputs=inputs))
+        self._publish(state_from_map(problem, config, smoothing, result, inputs=inputs))
         return self
 
     def _prepare_target(self, y):
@@ -232,7 +231,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             X,
             covariates,
             self.covariate_columns,
-            expected_features=state_of(self).n_features_in,
+            expected_features=fitted_state(self).n_features_in,
             estimator_name=type(self).__name__,
         )
 
@@ -243,18 +242,18 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
 
     def _encode(self, covariates):
         """New samples' covariates in the fit's coding."""
-        return state_of(self).encoder.transform(covariates)
+        return fitted_state(self).encoder.transform(covariates)
 
     def _new_samples(self, X, covariates):
         """New samples' predictors (checked float array) and coded covariates, rows matched."""
         X, covariates = self._split(X, covariates)
-        X = check_new_X(X, state_of(self).n_predictors, type(self).__name__)
+        X = check_new_X(X, fitted_state(self).n_predictors, type(self).__name__)
         encoded = self._encode(covariates)
         check_rows(X, encoded.n_samples)
         return X, encoded
 
     def _predict_theta(self, encoded):
-        state = state_of(self)
+        state = fitted_state(self)
         theta = predict_theta(
             state,
             encoded,
@@ -430,7 +429,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         lower, upper : ndarray (n_samples,)
             Only with ``return_interval=True``.
         """
-        mean = family_of(state_of(self).family).mean(self._linear_predictor(X, covariates))
+        mean = family_of(fitted_state(self).family).mean(self._linear_predictor(X, covariates))
         if not return_interval:
             return mean
         lower, upper = self._predictive_interval(X, covariates, prob, noise=True, seed=random_state)

@@ -3,7 +3,7 @@
 :func:`run_map` hands the problem's arrays and the model's static settings
 to :func:`bayes_prsn.svi.run_svi`; :func:`minibatch_sizes` is the policy
 that picks full-batch or minibatch steps, :func:`resolve_devices` turns the
-``devices`` setting into JAX devices, and :func:`fitted_state` reads the
+``devices`` setting into JAX devices, and :func:`state_from_map` reads the
 final fit's sites into a :class:`~bayes_prsn.state.FittedState`.
 """
 
@@ -25,7 +25,7 @@ __all__ = [
     "minibatch_sizes",
     "resolve_devices",
     "run_map",
-    "fitted_state",
+    "state_from_map",
 ]
 
 #: ``batch_size="auto"`` takes full-batch steps up to this many samples ...
@@ -109,7 +109,7 @@ def run_map(
     )
 
 
-def fitted_state(
+def state_from_map(
     problem, config: FitConfig, smoothing, result: SVIResult, *, inputs: dict
 ) -> FittedState:
     """The :class:`~bayes_prsn.state.FittedState` of a final MAP fit.

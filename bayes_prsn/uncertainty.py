@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .predict import predictive_draws
-from .state import PosteriorState, posterior_attributes, posterior_state
-from .state import fitted_state as state_of
+from .state import PosteriorState, fitted_state, posterior_attributes, posterior_state
 
 __all__ = ["UncertaintyMixin"]
 
@@ -99,7 +98,7 @@ class UncertaintyMixin:
         """
         from .sampling import sample_posterior
 
-        state = state_of(self)
+        state = fitted_state(self)
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
         posterior = sample_posterior(
@@ -126,7 +125,7 @@ class UncertaintyMixin:
         """
         from .sampling import posterior_memory_gb
 
-        return posterior_memory_gb(state_of(self), total_draws)
+        return posterior_memory_gb(fitted_state(self), total_draws)
 
     def coef_interval(self, prob: float = 0.9, kind: str = "hdi"):
         """Credible interval of every sample's coefficients.
@@ -151,7 +150,7 @@ class UncertaintyMixin:
         from .inference_data import posterior_interval
 
         posterior = posterior_state(self)
-        if not state_of(self).fit_intercept:
+        if not fitted_state(self).fit_intercept:
             raise ValueError("the model has no intercept (fit_intercept=False).")
         return posterior_interval(posterior.idata, "intercept", prob, kind)
 
@@ -200,7 +199,7 @@ class UncertaintyMixin:
         posterior = posterior_state(self)
         X, encoded = self._new_samples(X, covariates)
         draws = predictive_draws(
-            state_of(self),
+            fitted_state(self),
             posterior,
             X,
             encoded,
