@@ -18,9 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import arviz_compat
 from .figures import figure_for, pyplot
-from .inference_data import check_prob, interval
+from .inference_data import check_prob, interval, pooled_draws
 from .state import fitted_state, has_posterior
 
 __all__ = [
@@ -55,11 +54,9 @@ def _draws(estimator):
     """(draws, n_samples, n_columns) posterior draws of every model, or None."""
     if not has_posterior(estimator):
         return None
-    posterior = arviz_compat.group(estimator.idata_, "posterior")
-    coef = posterior["coef"].values
-    coef = coef.reshape(-1, *coef.shape[2:])
+    coef = pooled_draws(estimator.idata_, "coef")
     if estimator.fit_intercept:
-        intercept = posterior["intercept"].values.reshape(coef.shape[0], -1, 1)
+        intercept = pooled_draws(estimator.idata_, "intercept")[..., None]
         coef = np.concatenate([coef, intercept], axis=-1)
     return coef
 
@@ -504,8 +501,7 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
     weight = np.asarray(estimator.covariate_weights_, dtype=float)
     lower = upper = np.full(len(names), np.nan)
     if has_posterior(estimator):
-        draws = arviz_compat.group(estimator.idata_, "posterior")["covariate_weights"].values
-        draws = draws.reshape(-1, draws.shape[-1])
+        draws = pooled_draws(estimator.idata_, "covariate_weights")
         weight = draws.mean(axis=0)
         lower, upper = interval(draws, prob, "hdi")
     matrix = model_matrix(estimator, standardize=True).to_numpy()

@@ -24,6 +24,7 @@ __all__ = [
     "check_prob",
     "summary_table",
     "posterior_interval",
+    "pooled_draws",
 ]
 
 #: Dimension of per-sample quantities ("sample" would collide with ArviZ's draw dimension).
@@ -238,7 +239,12 @@ def _element_labels(name: str, array) -> list[str]:
     return [f"{name}[{', '.join(str(g.ravel()[i]) for g in grids)}]" for i in range(size)]
 
 
+def pooled_draws(idata, name: str, group: str = "posterior") -> np.ndarray:
+    """The draws of variable ``name`` with the chains pooled: shape (draws, ...)."""
+    values = arviz_compat.group(idata, group)[name].values
+    return values.reshape(-1, *values.shape[2:])
+
+
 def posterior_interval(idata, name: str, prob: float, kind: str):
     """Credible interval of every element of posterior variable ``name`` over all draws."""
-    draws = arviz_compat.group(idata, "posterior")[name].values
-    return interval(draws.reshape(-1, *draws.shape[2:]), prob, kind)
+    return interval(pooled_draws(idata, name), prob, kind)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import arviz_compat
 from .figures import figure_for, pyplot
-from .inference_data import interval
+from .inference_data import interval, pooled_draws
 from .state import fitted_state, has_posterior, posterior_state
 
 __all__ = [
@@ -56,8 +56,7 @@ def _coefficient_draws(estimator):
     """(draws, n_samples, n_features) coefficient draws, or None without a posterior."""
     if not has_posterior(estimator):
         return None
-    coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values
-    return coef.reshape(-1, *coef.shape[2:])
+    return pooled_draws(estimator.idata_, "coef")
 
 
 def _point_and_interval(estimator, prob, kind):
@@ -257,8 +256,7 @@ def plot_ppc(estimator, *, num_draws=50, seed=0, ax=None):
     fig, ax
     """
     posterior_state(estimator)
-    replicated = arviz_compat.group(estimator.idata_, "posterior_predictive")["y"].values
-    replicated = replicated.reshape(-1, replicated.shape[-1])
+    replicated = pooled_draws(estimator.idata_, "y", "posterior_predictive")
     observed = np.asarray(arviz_compat.group(estimator.idata_, "observed_data")["y"].values)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(replicated.shape[0], min(num_draws, replicated.shape[0]), replace=False)

@@ -205,15 +205,8 @@ def run_nuts(
             f"got {chain_method!r}."
         )
     start = time.perf_counter()
-    model, kwargs, init_values = _target(
-        model_kwargs,
-        init_values,
-        fixed_values,
-        family=family,
-        rank=rank,
-        prior=prior,
-        offset=offset,
-    )
+    static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
+    model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
     shifted = separate_shift and "embedding" in init_values
     if shifted:
         model = _shifted(model, rank)
@@ -432,15 +425,8 @@ def run_laplace(
     if structure not in ("auto", "dense", "block"):
         raise ValueError(f"structure must be 'auto', 'dense' or 'block'; got {structure!r}.")
     start = time.perf_counter()
-    model, kwargs, init_values = _target(
-        model_kwargs,
-        init_values,
-        fixed_values,
-        family=family,
-        rank=rank,
-        prior=prior,
-        offset=offset,
-    )
+    static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
+    model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
     unconstrained = unconstrain_fn(model, (), kwargs, init_values)
     flat, unravel = ravel_pytree(unconstrained)
     dimension = flat.shape[0]
@@ -515,15 +501,8 @@ def run_vi(
     if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 0:
         raise ValueError(f"guide_rank must be an integer >= 0; got {guide_rank!r}.")
     start = time.perf_counter()
-    model, kwargs, init_values = _target(
-        model_kwargs,
-        init_values,
-        fixed_values,
-        family=family,
-        rank=rank,
-        prior=prior,
-        offset=offset,
-    )
+    static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
+    model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
     init = init_to_value(values=init_values)
     if guide_rank > 0:
         guide = AutoLowRankMultivariateNormal(

@@ -97,7 +97,7 @@ def target(state: FittedState):
     return kwargs, noise_scale, gamma
 
 
-def _draw_counts(method, num_samples, num_warmup, num_chains, thinning, options) -> tuple:
+def _draw_counts(method, num_samples, num_warmup, num_chains, thinning) -> tuple:
     """``num_samples`` with its default, checked counts, and the total number of draws."""
     if num_samples is None:
         num_samples = 2000 if method == "nuts" else 1000
@@ -106,7 +106,6 @@ def _draw_counts(method, num_samples, num_warmup, num_chains, thinning, options)
     check_positive(num_chains, "num_chains", integer=True)
     check_positive(thinning, "thinning", integer=True)
     if method == "nuts":
-        options["thinning"] = thinning
         return num_samples, num_chains * -(-num_samples // thinning)
     return num_samples, num_samples
 
@@ -131,10 +130,7 @@ def sample_posterior(
 
     if method not in BACKENDS:
         raise ValueError(f"method must be one of {posterior.METHODS}; got {method!r}.")
-    options = dict(options)
-    num_samples, total_draws = _draw_counts(
-        method, num_samples, num_warmup, num_chains, thinning, options
-    )
+    num_samples, total_draws = _draw_counts(method, num_samples, num_warmup, num_chains, thinning)
     _check_memory(state, total_draws, max_memory_gb)
     key = jax.random.PRNGKey(int(random_state))
     model_kwargs, noise_scale, gamma = target(state)
@@ -151,7 +147,7 @@ def sample_posterior(
         "progress_bar": progress_bar,
     }
     if method == "nuts":
-        static.update(num_warmup=num_warmup, num_chains=num_chains)
+        static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
     draws = BACKENDS[method](
         key, model_kwargs, init, fixed, num_samples=num_samples, **static, **options
     )
