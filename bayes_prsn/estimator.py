@@ -17,16 +17,19 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from . import persistence
+from .defaults import DEFAULTS as D
 from .exceptions import NotFittedError
 from .fitting import AUTO_BATCH_SIZE as AUTO_BATCH_SIZE
 from .fitting import MINIBATCH_ABOVE as MINIBATCH_ABOVE
 from .fitting import minibatch_sizes, run_map, state_from_map
 from .inputs import (
+    check_feature_names,
     check_new_X,
     check_rows,
     check_settings,
     class_labels,
     input_features,
+    input_names,
     split_covariates,
 )
 from .models import ENCODER_SCALE as ENCODER_SCALE
@@ -62,28 +65,28 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
 
     def __init__(
         self,
-        family: str = "gaussian",
+        family: str = D["family"],
         *,
-        rank: int = 3,
-        n_neighbors: int = 25,
-        gamma: float = 0.1,
-        prior: str = "normal",
-        prior_scale: float = 100.0,
-        covariate_weight_scale: float = 10.0,
-        noise_scale: float | str = "auto",
-        fit_intercept: bool = True,
-        offset: bool = True,
-        encoder_width: int = 16,
-        predict_method: str = "neighbors",
-        validation_fraction: float = 0.2,
-        step_size: float = 0.02,
-        max_steps: int = 3000,
-        tol: float = 1e-4,
-        progress_bar: bool = False,
-        random_state: int | None = None,
-        covariate_columns: list | str | None = None,
-        devices: int | str | None = None,
-        batch_size: int | str | None = "auto",
+        rank: int = D["rank"],
+        n_neighbors: int = D["n_neighbors"],
+        gamma: float = D["gamma"],
+        prior: str = D["prior"],
+        prior_scale: float = D["prior_scale"],
+        covariate_weight_scale: float = D["covariate_weight_scale"],
+        noise_scale: float | str = D["noise_scale"],
+        fit_intercept: bool = D["fit_intercept"],
+        offset: bool = D["offset"],
+        encoder_width: int = D["encoder_width"],
+        predict_method: str = D["predict_method"],
+        validation_fraction: float = D["validation_fraction"],
+        step_size: float = D["step_size"],
+        max_steps: int = D["max_steps"],
+        tol: float = D["tol"],
+        progress_bar: bool = D["progress_bar"],
+        random_state: int | None = D["random_state"],
+        covariate_columns: list | str | None = D["covariate_columns"],
+        devices: int | str | None = D["devices"],
+        batch_size: int | str | None = D["batch_size"],
     ):
         _store_parameters(self, locals())
 
@@ -172,6 +175,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             "n_features_in": n_features_in,
             "feature_names_in": feature_names_in,
             "classes": classes,
+            **input_names(problem.X.shape[0], y, predictors, covariates, y),
         }
         self._publish(state_from_map(problem, config, smoothing, result, inputs=inputs))
         return self
@@ -227,6 +231,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
 
     def _split(self, X, covariates):
         """Predictors and covariates of new samples (``covariate_columns`` applied)."""
+        check_feature_names(X, fitted_state(self).feature_names_in, type(self).__name__)
         return split_covariates(
             X,
             covariates,
@@ -374,7 +379,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         The population GLM.
     covariate_weights_ : ndarray (n_covariates_used,)
         Learned :math:`\phi`, one per covariate in ``covariate_names_used_``
-        (on the robust internal scale of each covariate).
+        (same order; on the robust internal scale of each covariate).
+        ``summary()`` and :func:`bayes_prsn.analysis.covariate_importance`
+        show them by name.
     embedding_ : ndarray (n_samples, rank)
         MAP codes :math:`Z`. With the encoder (``encoder_width > 0``),
         ``coef_`` is not ``embedding_ @ dictionary_`` plus the offset: each
@@ -412,7 +419,12 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Parameters
         ----------
         X, covariates
-            Predictors and covariates of the new samples.
+            Predictors and covariates of the new samples. A DataFrame ``X``
+            must have the columns of ``fit`` in the same order
+            (``feature_names_in_``): predictors are used by position, so a
+            reordered, renamed or missing column raises a ``ValueError``.
+            Covariates are matched by name; a categorical level never seen in
+            ``fit`` is treated as missing, with a warning.
         return_interval : bool, default False
             Also return a posterior predictive interval for the response (needs
             :meth:`sample_posterior` first). It holds the uncertainty of the
@@ -456,25 +468,25 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
     def __init__(
         self,
         *,
-        rank: int = 3,
-        n_neighbors: int = 25,
-        gamma: float = 0.1,
-        prior: str = "normal",
-        prior_scale: float = 100.0,
-        covariate_weight_scale: float = 10.0,
-        fit_intercept: bool = True,
-        offset: bool = True,
-        encoder_width: int = 16,
-        predict_method: str = "neighbors",
-        validation_fraction: float = 0.2,
-        step_size: float = 0.02,
-        max_steps: int = 3000,
-        tol: float = 1e-4,
-        progress_bar: bool = False,
-        random_state: int | None = None,
-        covariate_columns: list | str | None = None,
-        devices: int | str | None = None,
-        batch_size: int | str | None = "auto",
+        rank: int = D["rank"],
+        n_neighbors: int = D["n_neighbors"],
+        gamma: float = D["gamma"],
+        prior: str = D["prior"],
+        prior_scale: float = D["prior_scale"],
+        covariate_weight_scale: float = D["covariate_weight_scale"],
+        fit_intercept: bool = D["fit_intercept"],
+        offset: bool = D["offset"],
+        encoder_width: int = D["encoder_width"],
+        predict_method: str = D["predict_method"],
+        validation_fraction: float = D["validation_fraction"],
+        step_size: float = D["step_size"],
+        max_steps: int = D["max_steps"],
+        tol: float = D["tol"],
+        progress_bar: bool = D["progress_bar"],
+        random_state: int | None = D["random_state"],
+        covariate_columns: list | str | None = D["covariate_columns"],
+        devices: int | str | None = D["devices"],
+        batch_size: int | str | None = D["batch_size"],
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
         _store_parameters(self, locals())

@@ -115,7 +115,8 @@ def state_from_map(
     """The :class:`~bayes_prsn.state.FittedState` of a final MAP fit.
 
     ``inputs`` holds what only the raw inputs tell: ``n_features_in``,
-    ``feature_names_in`` and the classifier's ``classes``.
+    ``feature_names_in``, the classifier's ``classes`` and (optional)
+    ``sample_index_name`` and ``target_name``.
     """
     settings = dict(problem.settings, **smoothing.settings)
     site_values = result.params
@@ -176,4 +177,6 @@ def state_from_map(
         n_steps=result.num_steps,
         converged=result.converged,
         neighbours=tree,
+        sample_index_name=inputs.get("sample_index_name"),
+        target_name=inputs.get("target_name"),
     )

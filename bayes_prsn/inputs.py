@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ __all__ = [
     "check_settings",
     "split_covariates",
     "sample_index",
+    "input_names",
+    "check_feature_names",
     "class_labels",
     "check_new_X",
     "check_rows",
@@ -74,6 +77,8 @@ def check_positive(value, name: str, *, integer: bool = False, allow=()) -> None
 
 def check_settings(estimator, family: str) -> FitConfig:
     """The estimator's parameters as a :class:`FitConfig`, each checked."""
+    if isinstance(family, str):
+        family = family.lower()
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
     if estimator.prior not in PRIORS:
@@ -168,7 +173,18 @@ def split_covariates(X, covariates, columns, *, expected_features=None, estimato
             'covariate_columns="all" to use the predictors as covariates too.'
         )
     if frame is not None:
-        return frame.iloc[:, rest], frame.iloc[:, positions]
+        predictors = frame.iloc[:, rest]
+        text = [
+            str(c) for c in predictors.columns if not pd.api.types.is_numeric_dtype(predictors[c])
+        ]
+        if text:
+            raise TypeError(
+                f"X must be numeric; column(s) {text} are not. With covariate_columns="
+                f"{columns!r} every other column of X is a predictor, and predictors must be "
+                "numeric: name those columns in covariate_columns (covariates may be "
+                "categorical) or drop them from X."
+            )
+        return predictors, frame.iloc[:, positions]
     return values[:, rest], values[:, positions]
 
 
@@ -189,6 +205,18 @@ def sample_index(n_samples: int, *candidates) -> list:
         if isinstance(index, pd.Index) and len(index) == n_samples:
             return [item.item() if isinstance(item, np.generic) else item for item in index]
     return list(range(n_samples))
+
+
+def input_names(n_samples: int, y, *candidates) -> dict:
+    """``sample_index_name`` (first pandas input with ``n_samples`` rows) and ``target_name``."""
+    index_name = None
+    for candidate in candidates:
+        index = getattr(candidate, "index", None)
+        if isinstance(index, pd.Index) and len(index) == n_samples:
+            index_name = None if index.name is None else str(index.name)
+            break
+    target = getattr(y, "name", None)
+    return {"sample_index_name": index_name, "target_name": None if target is None else str(target)}
 
 
 def class_labels(y) -> tuple[np.ndarray | None, np.ndarray]:
@@ -224,6 +252,56 @@ def class_labels(y) -> tuple[np.ndarray | None, np.ndarray]:
             f"({classes.size} classes); fit one classifier per class (one-vs-rest)."
         )
     return classes, (values == classes[1]).astype(float)
+
+
+def _listed(names) -> str:
+    shown = "".join(f"- {name}\n" for name in names[:5])
+    return shown + ("- ...\n" if len(names) > 5 else "")
+
+
+def check_feature_names(X, fitted_names, estimator_name: str) -> None:
+    """Raise unless a DataFrame ``X`` has the columns of ``fit`` in the same order.
+
+    Predictors are used by position, so a reordered or renamed frame would
+    give silently wrong predictions. As in scikit-learn: a ``ValueError``
+    listing the unseen, missing or reordered names; a ``UserWarning`` when
+    only one of ``fit`` and this call had feature names.
+    """
+    names = input_features(X)[1] if isinstance(X, pd.DataFrame) else None
+    if fitted_names is None:
+        if names is not None:
+            warnings.warn(
+                f"X has feature names, but {estimator_name} was fitted without feature names",
+                UserWarning,
+                stacklevel=4,
+            )
+        return
+    fitted = [str(name) for name in fitted_names]
+    if names is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {estimator_name} was fitted with "
+            f"feature names {fitted}; its columns are taken in that order.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    names = [str(name) for name in names]
+    if names == fitted:
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unseen = [name for name in names if name not in fitted]
+    missing = [name for name in fitted if name not in names]
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + _listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + _listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    message += (
+        f"Pass the columns in fit's order: X[{fitted}] (estimator.feature_names_in_); "
+        "predictors are used by position."
+    )
+    raise ValueError(message)
 
 
 def check_new_X(X, n_predictors: int, estimator_name: str) -> np.ndarray:

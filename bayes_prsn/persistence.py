@@ -241,7 +241,8 @@ def save(estimator, path) -> Path:
         "values": _state_values(state, published, posterior),
         "encoder": encoder_state,
         "n_levels": list(state.encoded.n_levels),
-        "sample_index": _labels(state.sample_index),
+        "sample_index": dict(_labels(state.sample_index), name=state.sample_index_name),
+        "target_name": state.target_name,
         "covariates_frame": _frame_state(state.covariates_frame, arrays),
     }
     members = {f"arrays/{name}.npy": _npy_bytes(value) for name, value in arrays.items()}
@@ -268,6 +269,11 @@ def _write_atomically(path: Path, members: dict) -> None:
                     archive.writestr(name, content)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp creates the file readable by its owner only; a model file gets the
+        # permissions of any new file (the umask), like the CSV and PNG files beside it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         # Interrupted or failed: remove the partial file, keep any older model at ``path``.
@@ -464,6 +470,9 @@ def _read_state(metadata: dict, members: dict, path) -> FittedState:
         n_steps=values["n_steps_"],
         converged=values["converged_"],
         neighbours=neighbour_tree(encoded, map_params.covariate_weights),
+        # Both added in 0.x without a format change: older files have neither.
+        sample_index_name=metadata["sample_index"].get("name"),
+        target_name=metadata.get("target_name"),
     )
 
 

@@ -12,7 +12,8 @@ For covariate :math:`l` the per-covariate distance between samples
   scale of the column (the interquartile range divided by 1.349, falling back
   to the standard deviation, then to the mean absolute deviation);
 * categorical: :math:`d_l = 1[a_l \\ne b_l]` (a level never seen in training
-  differs from every training level).
+  is treated as missing, with a warning naming the column, the level and the
+  number of rows).
 
 A covariate missing in either sample contributes nothing. So that pairs with
 missing values are not pulled artificially close, the observed distances of
@@ -138,6 +139,18 @@ def column_to_1d(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _all_numbers(values: np.ndarray) -> bool:
+    """Whether an object array holds only numbers (or None/NaN), not text or booleans."""
+    import numbers
+
+    return all(
+        v is None
+        or v is pd.NA
+        or (isinstance(v, numbers.Number) and not isinstance(v, bool | np.bool_))
+        for v in values.ravel().tolist()
+    )
+
+
 def check_response(y, family: str) -> np.ndarray:
     """Return ``y`` as a finite 1-D float array valid for ``family``."""
     if y is None:
@@ -149,6 +162,14 @@ def check_response(y, family: str) -> np.ndarray:
         raise ValueError(
             "y contains complex numbers: Complex data not supported; pass a real response."
         )
+    raw = np.asarray(y)
+    if raw.dtype.kind in "OSUb" and not (raw.dtype.kind == "O" and _all_numbers(raw)):
+        # Text such as "1.5" would convert silently; a response must be numbers.
+        what = "booleans" if raw.dtype.kind == "b" else f"values such as {raw.ravel()[:3].tolist()}"
+        raise TypeError(
+            f"y must be numeric; got {what} (dtype {raw.dtype}). Convert it to numbers first "
+            "(for two class labels use PersonalizedClassifier)."
+        )
     try:
         values = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as err:
@@ -158,8 +179,14 @@ def check_response(y, family: str) -> np.ndarray:
         raise ValueError(f"y must be 1-D with shape (n_samples,); got shape {values.shape}.")
     if values.shape[0] == 0:
         raise ValueError("y is empty.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("y contains NaN or infinite values; remove those samples first.")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(
+            f"y contains NaN or infinite values in {int(bad.sum())} of {values.shape[0]} "
+            f"samples (positions {first}{'...' if bad.sum() > 5 else ''}); remove those samples "
+            "first."
+        )
     family_of(family).check_response(values)
     return values
 
@@ -192,8 +219,8 @@ class EncodedCovariates:
     """Covariates in the internal coding.
 
     ``numeric`` holds robust-scaled numeric columns (NaN where missing);
-    ``categorical`` holds integer level codes (``-1`` where missing, the
-    number of training levels for a level never seen in training).
+    ``categorical`` holds integer level codes (``-1`` where missing; a level
+    never seen in training is coded as missing, with a warning).
     """
 
     numeric: np.ndarray
@@ -302,6 +329,7 @@ class CovariateEncoder:
             numeric[:, j] = (values - self.centers_[j]) / self.scales_[j]
         numeric[~np.isfinite(numeric)] = np.nan
         categorical = np.empty((n, len(self.categorical_names_)), dtype=np.int64)
+        unseen = []
         for j, name in enumerate(self.categorical_names_):
             levels = self.levels_[j]
             lookup = {level: code for code, level in enumerate(levels)}
@@ -311,6 +339,22 @@ class CovariateEncoder:
                 for v in column.tolist()
             ]
             categorical[:, j] = codes
+            new_rows = categorical[:, j] == len(levels)
+            if new_rows.any():
+                new_levels = sorted({str(v) for v in column[new_rows].tolist()})
+                unseen.append(f"{name!r}: {new_levels} in {int(new_rows.sum())} row(s)")
+                # A level the fit never saw says nothing about the model: it counts as missing.
+                categorical[new_rows, j] = -1
+        if unseen:
+            warnings.warn(
+                "covariate level(s) never seen in fit: "
+                + "; ".join(unseen)
+                + ". They are treated as missing values, so those rows' models come from "
+                "their other covariates alone; check them, or add such samples to the training "
+                "data.",
+                UserWarning,
+                stacklevel=4,
+            )
         return EncodedCovariates(numeric, categorical, tuple(len(v) for v in self.levels_))
 
     @staticmethod

@@ -77,6 +77,8 @@ class FittedState:
     units), ``population_coef``/``population_intercept`` (user units),
     ``loss_history``, ``n_steps``, ``converged``. ``neighbours`` is the
     search tree over the training samples under the learned metric.
+    ``sample_index_name`` and ``target_name`` are the names of the training
+    data's index and of ``y`` (None when they had none).
     """
 
     family: str
@@ -108,6 +110,8 @@ class FittedState:
     n_steps: int
     converged: bool
     neighbours: NeighbourSearch = field(repr=False, compare=False)
+    sample_index_name: str | None = None
+    target_name: str | None = None
 
     @property
     def fit_intercept(self) -> bool:

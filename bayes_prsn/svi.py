@@ -355,6 +355,10 @@ def stopping_rule(tol: float, patience: int, min_steps: int, chunk_size: int):
     return stop
 
 
+#: Holds one entry once a progress bar has said "compiling" (said once per process).
+_COMPILE_NOTICE: list = []
+
+
 def run_chunks(
     run_chunk,
     state,
@@ -379,18 +383,26 @@ def run_chunks(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_steps, desc=description, unit="step")
+        if not _COMPILE_NOTICE:
+            # The process's first chunk is compiled by JAX first: seconds without a step.
+            _COMPILE_NOTICE.append(True)
+            bar.set_postfix_str("compiling (first run only)", refresh=True)
     chunks, stopped = [], False
     try:
         while len(chunks) * chunk_size < max_steps:
             state, losses = run_chunk(state, len(chunks))
             chunks.append(np.asarray(losses))
             if bar is not None:
-                bar.update(chunk_size)
+                bar.update(min(chunk_size, max_steps - bar.n))
                 bar.set_postfix({label: f"{np.nanmean(chunks[-1]):.4g}"})
             if stop is not None and stop(chunks):
                 stopped = True
                 break
     finally:
         if bar is not None:
+            if stopped:
+                # Converged early: close the bar at its end, so it does not read as an abort.
+                bar.total = bar.n
+                bar.set_postfix_str(f"converged, {label}={np.nanmean(chunks[-1]):.4g}")
             bar.close()
     return state, np.concatenate(chunks), stopped

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .defaults import POSTERIOR_DEFAULTS
 from .predict import predictive_draws
-from .state import PosteriorState, fitted_state, posterior_attributes, posterior_state
+from .state import (
+    PosteriorState,
+    fitted_state,
+    has_posterior,
+    posterior_attributes,
+    posterior_state,
+)
 
 __all__ = ["UncertaintyMixin"]
 
@@ -25,14 +32,14 @@ class UncertaintyMixin:
 
     def sample_posterior(
         self,
-        method: str = "nuts",
+        method: str = POSTERIOR_DEFAULTS["method"],
         *,
-        num_warmup: int = 1000,
-        num_samples: int | None = None,
-        num_chains: int = 4,
+        num_warmup: int = POSTERIOR_DEFAULTS["num_warmup"],
+        num_samples: int | None = POSTERIOR_DEFAULTS["num_samples"],
+        num_chains: int = POSTERIOR_DEFAULTS["num_chains"],
         random_state: int | None = None,
         progress_bar: bool | None = None,
-        thinning: int = 1,
+        thinning: int = POSTERIOR_DEFAULTS["thinning"],
         max_memory_gb: float | None = None,
         **options,
     ):
@@ -99,6 +106,8 @@ class UncertaintyMixin:
         from .sampling import sample_posterior
 
         state = fitted_state(self)
+        if isinstance(method, str):
+            method = method.lower()  # "NUTS" and "Laplace" are the same methods
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
         posterior = sample_posterior(
@@ -155,7 +164,18 @@ class UncertaintyMixin:
         return posterior_interval(posterior.idata, "intercept", prob, kind)
 
     def summary(self, var_names=None, samples=None, prob: float = 0.9, kind: str = "hdi"):
-        """ArviZ-style table of posterior summaries.
+        """A table of the fit: the MAP overview, or the posterior's summaries.
+
+        Without a posterior (a plain ``fit``) and without ``samples``: one
+        row per coefficient (``coef[name]``, ``intercept``) with the
+        ``population`` model's value and the spread of the per-sample MAP
+        coefficients across samples (``mean``, ``sd``, ``5%``, ``50%``,
+        ``95%``), then one row per covariate weight (``covariate_weights[name]``,
+        the learned metric weight in ``mean``). With ``samples`` (and no
+        posterior): one row per scalar of those samples, named as below,
+        with the MAP value in ``map``.
+
+        After :meth:`sample_posterior`, the posterior's ArviZ-style summaries:
 
         Parameters
         ----------
@@ -181,6 +201,8 @@ class UncertaintyMixin:
         from . import arviz_compat
         from .inference_data import summary_table
 
+        if not has_posterior(self):
+            return _map_summary(self, fitted_state(self), samples)
         posterior = posterior_state(self)
         return summary_table(
             arviz_compat.group(posterior.idata, "posterior"),
@@ -209,3 +231,50 @@ class UncertaintyMixin:
         )
         lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         return lower, upper
+
+
+def _map_summary(estimator, state, samples):
+    """The MAP table of :meth:`UncertaintyMixin.summary` (no posterior)."""
+    import pandas as pd
+
+    names = [str(name) for name in state.feature_labels]
+    values = estimator.coef_
+    population = list(estimator.population_coef_)
+    rows = [f"coef[{name}]" for name in names]
+    if state.fit_intercept:
+        values = np.column_stack([values, estimator.intercept_])
+        population.append(estimator.population_intercept_)
+        rows.append("intercept")
+    if samples is not None:
+        labels = list(state.sample_index)
+        samples = [samples] if np.isscalar(samples) else list(samples)
+        missing = [s for s in samples if s not in labels]
+        if missing:
+            raise ValueError(
+                f"samples {missing[:5]} are not sample labels; use labels of the training "
+                f"data's index (for example {labels[:3]})."
+            )
+        entries = {}
+        for sample in samples:
+            position = labels.index(sample)
+            for row, value in zip(rows, values[position], strict=True):
+                entries[row.replace("[", f"[{sample}, ") if "[" in row else f"{row}[{sample}]"] = (
+                    value
+                )
+        return pd.DataFrame({"map": pd.Series(entries, dtype=float)})
+    table = pd.DataFrame(
+        {
+            "population": population,
+            "mean": values.mean(axis=0),
+            "sd": values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.nan,
+            "5%": np.quantile(values, 0.05, axis=0),
+            "50%": np.quantile(values, 0.5, axis=0),
+            "95%": np.quantile(values, 0.95, axis=0),
+        },
+        index=rows,
+    )
+    weights = pd.DataFrame(
+        {"mean": np.asarray(estimator.covariate_weights_, dtype=float)},
+        index=[f"covariate_weights[{name}]" for name in estimator.covariate_names_used_],
+    )
+    return pd.concat([table, weights])

@@ -1,5 +1,7 @@
 """The estimators: population start, shapes, units, prediction, every input error."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,8 +106,14 @@ def test_predict_new_samples(fitted_toy, toy):
 def test_unseen_categorical_level(fitted_clustered, clustered):
     new = clustered.covariates.iloc[:5].copy()
     new["group"] = ["g0", "never-seen", "g1", None, "g2"]
-    coef = fitted_clustered.predict_coef(covariates=new)
+    with pytest.warns(UserWarning, match=r"'group': \['never-seen'\] in 1 row\(s\)"):
+        coef = fitted_clustered.predict_coef(covariates=new)
     assert coef.shape == (5, clustered.X.shape[1]) and np.all(np.isfinite(coef))
+    # The unseen level counts as missing: that row gets the model of a missing group.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        missing = fitted_clustered.predict_coef(covariates=new.iloc[[1]].assign(group=None))
+    np.testing.assert_allclose(coef[1], missing[0], rtol=1e-6)  # float32 batch order
 
 
 def test_classifier(fitted_classifier, logistic):

@@ -28,7 +28,8 @@ def test_round_trip_is_exact(fitted_clustered, clustered, tmp_path):
     assert loaded.noise_scale_ == fitted_clustered.noise_scale_
     new = clustered.covariates.iloc[:40].astype({"group": object})
     new.loc[new.index[:3], "group"] = "never seen"
-    _same_predictions(fitted_clustered, loaded, clustered.X[:40], new)
+    with pytest.warns(UserWarning, match="never seen in fit"):
+        _same_predictions(fitted_clustered, loaded, clustered.X[:40], new)
     # The archive holds no pickle: only JSON, .npy arrays read with allow_pickle=False.
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()

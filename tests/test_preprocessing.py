@@ -65,8 +65,10 @@ def test_encoder_types_and_constant_column():
     assert encoder.categorical_names_ == ["tissue", "flag"]
     encoded = encoder.transform(frame)
     assert np.isnan(encoded.numeric[4, 0])
-    new = encoder.transform(frame.assign(tissue=["z", "a", None, "c", "b"]))
-    assert new.categorical[0, 0] == 3  # unseen level
+    # A level never seen in fit is named in a warning and coded as missing.
+    with pytest.warns(UserWarning, match=r"never seen in fit: 'tissue': \['z'\] in 1 row"):
+        new = encoder.transform(frame.assign(tissue=["z", "a", None, "c", "b"]))
+    assert new.categorical[0, 0] == -1  # unseen level
     assert new.categorical[2, 0] == -1  # missing
 
 

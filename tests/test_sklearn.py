@@ -119,10 +119,14 @@ def test_covariate_columns_errors(toy_frame):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted.fit(X, data.y)
-    with pytest.raises(
-        ValueError, match="X has 2 features, but PersonalizedRegression is expecting 3"
-    ):
+    # A frame is checked by column names first, an array by its number of columns.
+    with pytest.raises(ValueError, match="seen at fit time, yet now missing:\n- u"):
         fitted.predict(X[["x0", "x1"]])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        with pytest.raises(
+            ValueError, match="X has 2 features, but PersonalizedRegression is expecting 3"
+        ):
+            fitted.predict(X[["x0", "x1"]].to_numpy())
 
 
 def test_cross_val_score_and_grid_search_with_routing(toy_frame):
