@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .association import adjusted_eta_squared, covariate_groups, cramers_v
 from .figures import figure_for, pyplot
 from .inference_data import check_prob, interval, pooled_draws
 from .state import fitted_state, has_posterior
@@ -30,6 +31,7 @@ __all__ = [
     "cluster",
     "zoom",
     "covariate_importance",
+    "coefficient_drivers",
     "plot_embedding",
     "plot_clusters",
     "plot_zoom",
@@ -282,53 +284,6 @@ def _group_profiles(matrix: pd.DataFrame, draws, groups: np.ndarray, prob: float
     )
 
 
-def _covariate_groups(values: pd.Series, n_bins: int) -> np.ndarray:
-    """Group codes of one covariate: its levels, or quantile bins of a numeric one."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numeric = values.to_numpy(dtype=float, na_value=np.nan)
-        finite = numeric[np.isfinite(numeric)]
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_bins + 1))[1:-1])
-        codes = np.searchsorted(edges, numeric, side="right").astype(float)
-        codes[~np.isfinite(numeric)] = np.nan
-        return codes
-    codes = pd.Categorical(values).codes.astype(float)
-    codes[codes < 0] = np.nan
-    return codes
-
-
-def _adjusted_eta_squared(target: np.ndarray, groups: np.ndarray) -> float:
-    """Share of the variance of ``target`` (n, m) explained by group means, adjusted for groups."""
-    observed = np.isfinite(groups)
-    target, groups = target[observed], groups[observed]
-    n, levels = target.shape[0], np.unique(groups)
-    if n < 3 or len(levels) < 2 or n <= len(levels):
-        return 0.0
-    total = np.sum((target - target.mean(axis=0)) ** 2)
-    within = sum(
-        np.sum((target[groups == g] - target[groups == g].mean(axis=0)) ** 2) for g in levels
-    )
-    if total <= 0:
-        return 0.0
-    adjusted = 1.0 - (within / (n - len(levels))) / (total / (n - 1))
-    return float(max(adjusted, 0.0))
-
-
-def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
-    """Bias-corrected Cramér's V (Bergsma, 2013) between two label arrays."""
-    observed = np.isfinite(a) & np.isfinite(b)
-    table = pd.crosstab(a[observed], b[observed]).to_numpy().astype(float)
-    n = table.sum()
-    if n < 2 or min(table.shape) < 2:
-        return 0.0
-    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n
-    phi2 = np.sum((table - expected) ** 2 / expected) / n
-    r, k = table.shape
-    phi2 = max(0.0, phi2 - (k - 1) * (r - 1) / (n - 1))
-    r_corr, k_corr = r - (r - 1) ** 2 / (n - 1), k - (k - 1) ** 2 / (n - 1)
-    denominator = min(k_corr - 1, r_corr - 1)
-    return float(np.sqrt(phi2 / denominator)) if denominator > 0 else 0.0
-
-
 def _separation(estimator, labels: np.ndarray) -> pd.DataFrame:
     frame = fitted_state(estimator).covariates_frame
     rows = []
@@ -338,13 +293,13 @@ def _separation(estimator, labels: np.ndarray) -> pd.DataFrame:
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         if numeric:
             numbers = values.to_numpy(dtype=float, na_value=np.nan)
-            association = _adjusted_eta_squared(
+            association = adjusted_eta_squared(
                 numbers[:, None], np.where(np.isfinite(numbers), labels, np.nan)
             )
             measure = "adjusted eta-squared"
         else:
-            codes = _covariate_groups(values, 0)
-            association = _cramers_v(codes, labels.astype(float)) if one_hot.shape[1] > 1 else 0.0
+            codes = covariate_groups(values, 0)
+            association = cramers_v(codes, labels.astype(float)) if one_hot.shape[1] > 1 else 0.0
             measure = "Cramér's V"
         rows.append({"covariate": str(name), "association": association, "measure": measure})
     table = pd.DataFrame(rows).set_index("covariate")
@@ -507,13 +462,45 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
     matrix = model_matrix(estimator, standardize=True).to_numpy()
     frame = fitted_state(estimator).covariates_frame
     explained = [
-        _adjusted_eta_squared(matrix, _covariate_groups(frame[name], n_bins)) for name in names
+        adjusted_eta_squared(matrix, covariate_groups(frame[name], n_bins)) for name in names
     ]
     table = pd.DataFrame(
         {"weight": weight, "lower": lower, "upper": upper, "explained": explained},
         index=pd.Index(names, name="covariate"),
     )
     return table.sort_values("explained", ascending=False, kind="stable")
+
+
+def coefficient_drivers(estimator, *, n_bins: int = 10) -> pd.DataFrame:
+    """How much of each coefficient's spread across samples each covariate explains.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per coefficient, one column per covariate used
+        The adjusted share of the variance of that coefficient across the
+        per-sample models explained by the covariate alone (as ``explained``
+        in :func:`covariate_importance`, one coefficient at a time). Its
+        largest entry in a row names the covariate to plot the coefficient
+        against.
+    """
+    fitted_state(estimator)
+    matrix = model_matrix(estimator)
+    frame = fitted_state(estimator).covariates_frame
+    names = list(estimator.covariate_names_used_)
+    table = pd.DataFrame(
+        {
+            name: [
+                adjusted_eta_squared(
+                    matrix[[column]].to_numpy(), covariate_groups(frame[name], n_bins)
+                )
+                for column in matrix.columns
+            ]
+            for name in names
+        },
+        index=pd.Index(matrix.columns, name="coefficient"),
+    )
+    table.columns.name = "covariate"
+    return table
 
 
 # ------------------------------------------------------------------- plots
@@ -543,6 +530,11 @@ def plot_embedding(
         raise ValueError("plot_embedding needs an embedding with at least two components.")
     fig, ax = figure_for(ax, (5.5, 4.5))
     x, y = coordinates.iloc[:, 0], coordinates.iloc[:, 1]
+    ratios = embedding.explained_variance_ratio
+    flat = ratios is not None and len(ratios) > 1 and ratios[1] < 1e-6
+    if flat:
+        # The models vary along one direction only: the second axis would plot rounding noise.
+        y = pd.Series(np.zeros(len(y)), index=y.index)
     name = None
     if color_by is None:
         ax.scatter(x, y, s=10)
@@ -563,9 +555,15 @@ def plot_embedding(
             points = ax.scatter(x, y, c=values.to_numpy(dtype=float), s=10, cmap="viridis")
             fig.colorbar(points, ax=ax, label=name)
         else:
-            for level in pd.unique(values):
+            levels = list(pd.unique(values.dropna()))
+            try:
+                levels = sorted(levels)  # the same level gets the same colour in every plot
+            except TypeError:
+                pass
+            for number, level in enumerate(levels):
                 members = (values == level).to_numpy()
-                ax.scatter(x[members], y[members], s=10, label=str(level))
+                colour = f"C{number % 10}"
+                ax.scatter(x[members], y[members], s=10, color=colour, label=str(level))
             ax.legend(title=name, fontsize=8)
     labels = list(coordinates.columns[:2])
     if embedding.explained_variance_ratio is not None:
@@ -574,7 +572,7 @@ def plot_embedding(
             for label, r in zip(labels, embedding.explained_variance_ratio, strict=False)
         ]
     ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
+    ax.set_ylabel("PC2: none (the models vary along one direction)" if flat else labels[1])
     ax.set_title("per-sample models" + (f" by {name}" if name else ""))
     fig.tight_layout()
     return fig, ax
@@ -586,35 +584,54 @@ def plot_clusters(estimator, clusters: Clustering | None = None):
     Returns
     -------
     fig, axes
-        Left: PCA of the models coloured by cluster. Right: each cluster's
-        mean coefficients with credible intervals (when a posterior exists)
-        or the members' spread (one sd).
+        ``axes[0]``: PCA of the models coloured by cluster. The others, one
+        per coefficient with its own y axis (so the intercept's scale does
+        not flatten the slopes): each cluster's mean coefficient, in the
+        same colour as in ``axes[0]``, with a credible interval of the mean
+        (when a posterior exists) or bars of one standard deviation of the
+        members (without one); the dashed line is the population model.
     """
     plt = pyplot()
     if clusters is None:
         clusters = cluster(estimator)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    plot_embedding(estimator, color_by=clusters.labels.to_numpy(), label="cluster", ax=axes[0])
-    axes[0].set_title(f"{clusters.n_clusters} cluster(s) chosen by BIC")
     profiles = clusters.profiles
-    coefficients = list(dict.fromkeys(profiles.index.get_level_values("coefficient")))
-    width = 0.8 / clusters.n_clusters
-    for k in range(clusters.n_clusters):
-        part = profiles.loc[k].reindex(coefficients)
-        positions = np.arange(len(coefficients)) + (k - (clusters.n_clusters - 1) / 2) * width
-        if part["lower"].notna().all():
-            error = [part["mean"] - part["lower"], part["upper"] - part["mean"]]
-        else:
-            error = part["sd"]
-        axes[1].errorbar(positions, part["mean"], yerr=error, fmt="o", ms=4, label=f"cluster {k}")
-    axes[1].axhline(0.0, color="0.6", lw=0.8)
-    axes[1].set_xticks(range(len(coefficients)))
-    axes[1].set_xticklabels(coefficients, rotation=30, ha="right")
-    axes[1].set_ylabel("coefficient")
-    axes[1].set_title("cluster profiles")
-    axes[1].legend(fontsize=8)
+    present = set(profiles.index.get_level_values("coefficient"))
+    coefficients = [name for name in _columns(estimator) if name in present]  # the model's order
+    n_columns = min(3, len(coefficients))
+    n_rows = -(-len(coefficients) // n_columns)
+    fig = plt.figure(figsize=(5.5 + 2.8 * n_columns, max(4.5, 2.4 * n_rows)))
+    grid = fig.add_gridspec(n_rows, n_columns + 2)
+    left = fig.add_subplot(grid[:, :2])
+    plot_embedding(estimator, color_by=clusters.labels.to_numpy(), label="cluster", ax=left)
+    left.set_title(f"{clusters.n_clusters} cluster(s) chosen by BIC")
+    population = np.append(estimator.population_coef_, estimator.population_intercept_)
+    names = _columns(estimator)
+    axes = [left]
+    with_interval = bool(profiles["lower"].notna().all())
+    for number, coefficient in enumerate(coefficients):
+        ax = fig.add_subplot(grid[number // n_columns, 2 + number % n_columns])
+        for k in range(clusters.n_clusters):
+            part = profiles.loc[(k, coefficient)]
+            if with_interval:
+                error = [[part["mean"] - part["lower"]], [part["upper"] - part["mean"]]]
+            else:
+                error = part["sd"]
+            ax.errorbar([k], [part["mean"]], yerr=error, fmt="o", ms=4, color=f"C{k % 10}")
+        if coefficient in names:
+            ax.axhline(population[names.index(coefficient)], color="0.4", ls="--", lw=1)
+        ax.set_xticks(range(clusters.n_clusters))
+        ax.set_xlabel("cluster", fontsize=8)
+        ax.set_title(str(coefficient), fontsize=9)
+        ax.tick_params(labelsize=7)
+        axes.append(ax)
+    bars = (
+        "bars: credible interval of the cluster mean"
+        if with_interval
+        else "bars: ±1 sd of the members"
+    )
+    fig.suptitle(f"cluster profiles (bars: {bars}; dashed: population model)", fontsize=9)
     fig.tight_layout()
-    return fig, axes
+    return fig, np.asarray(axes, dtype=object)
 
 
 def plot_zoom(table: pd.DataFrame, ax=None):
@@ -644,6 +661,9 @@ def plot_zoom(table: pd.DataFrame, ax=None):
     ax.set_yticks(positions)
     ax.set_yticklabels([f"{entry.level}: {entry.name}" for entry in table.itertuples()])
     ax.set_xlabel(f"coefficient of {table.attrs.get('feature', '')}")
+    ax.set_title(
+        "thick bars: credible intervals; thin bars: ±1 sd of the members' models", fontsize=8
+    )
     fig.tight_layout()
     return fig, ax
 
@@ -664,6 +684,8 @@ def plot_covariate_importance(table: pd.DataFrame, axes=None):
     axes[0].set_yticks(positions)
     axes[0].set_yticklabels(table.index)
     axes[0].set_xlabel("learned metric weight (phi)")
+    axes[0].set_title("weight in the covariate distance (each on its own scale)", fontsize=8)
+    axes[1].set_title("share of the models' spread the covariate alone explains", fontsize=8)
     axes[1].barh(positions, table["explained"], color="C2")
     axes[1].set_xlabel("share of model variance explained")
     fig.tight_layout()

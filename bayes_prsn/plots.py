@@ -111,13 +111,21 @@ def plot_coefficients(estimator, samples=None, features=None, *, prob=0.9, kind=
         if lower is not None:
             ax.hlines(positions, lower[rows, column], upper[rows, column], color="C0", lw=2)
         ax.plot(values, positions, "o", color="C0", ms=4)
-        ax.axvline(estimator.population_coef_[column], color="0.4", ls="--", lw=1)
+        ax.axvline(
+            estimator.population_coef_[column], color="0.4", ls="--", lw=1, label="population"
+        )
         ax.set_title(str(labels[column]))
+        ax.set_xlabel("coefficient")
     axes[0].set_yticks(positions)
     axes[0].set_yticklabels([str(fitted_state(estimator).sample_index[r]) for r in rows])
     axes[0].set_ylabel("sample")
-    what = f"{int(round(prob * 100))}% {kind.upper()}" if lower is not None else "MAP"
-    fig.suptitle(f"per-sample coefficients ({what})")
+    axes[-1].legend(fontsize=7, loc="best")
+    what = (
+        f"posterior mean, {int(round(prob * 100))}% {kind.upper()}" if lower is not None else "MAP"
+    )
+    n_samples = len(fitted_state(estimator).sample_index)
+    which = f"first {len(rows)} of {n_samples} samples" if samples is None else "chosen samples"
+    fig.suptitle(f"per-sample coefficients ({what}; {which})", fontsize=10)
     fig.tight_layout()
     return fig, axes
 
@@ -265,7 +273,7 @@ def plot_ppc(estimator, *, num_draws=50, seed=0, ax=None):
         shares = replicated.mean(axis=1)
         ax.hist(shares, bins=30, color="C0", alpha=0.6, label="replicated share of 1s")
         ax.axvline(observed.mean(), color="k", lw=2, label="observed")
-        ax.set_xlabel("share of 1s")
+        ax.set_xlabel(f"share of 1s in {fitted_state(estimator).target_name or 'y'}")
     else:
         everything = np.concatenate([observed, replicated[chosen].ravel()])
         bins = np.histogram_bin_edges(everything, bins=40)
@@ -283,7 +291,7 @@ def plot_ppc(estimator, *, num_draws=50, seed=0, ax=None):
         ax.hist(
             observed, bins=bins, density=True, histtype="step", color="k", lw=2, label="observed"
         )
-        ax.set_xlabel("y")
+        ax.set_xlabel(fitted_state(estimator).target_name or "y")
         ax.set_ylabel("density")
     ax.legend(fontsize=8)
     ax.set_title("posterior predictive check")
