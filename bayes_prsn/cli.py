@@ -8,25 +8,29 @@
     bayes-prsn predict fit_dir new.csv --out predictions.csv
     bayes-prsn demo --out demo_dir
 
-Exit status: 0 on success, 1 when the data or a file is wrong (a one-line
-message says what and what to do), 2 for a wrong command line, 130 when
-interrupted with Ctrl-C.
+Every model option takes its default from :data:`bayes_prsn.defaults.DEFAULTS`,
+the estimators' own defaults, so a shell and Python give the same model.
+Every argument is checked before any work starts, and a command that fails
+leaves no output folder or file behind. Exit status: 0 on success, 1 when
+the data or a file is wrong (a one-line message says what and what to do),
+2 for a wrong command line, 130 when interrupted with Ctrl-C.
+
+This module imports only the standard library at start-up (``--help`` and
+``--version`` do not start JAX); the rest is imported when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from .defaults import DEFAULTS, POSTERIOR_DEFAULTS
 
-from .state import fitted_state, has_posterior
-
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 MODEL_FILE = "model.bprsn"
 
@@ -35,6 +39,42 @@ class CommandError(Exception):
     """A problem the user can fix; printed as one line, exit status 1."""
 
 
+# ------------------------------------------------------------ argument types
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number; got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (e.g. 0.9); got {text}")
+    return value
+
+
+# ------------------------------------------------------------------ the data
 def _split_names(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -44,15 +84,17 @@ def _split_names(text: str | None) -> list[str] | None:
     return names
 
 
-def read_table(path, *, index_col=None) -> pd.DataFrame:
-    """Read a CSV file with errors a shell user understands."""
+def read_table(path, *, index_col=None):
+    """Read a CSV file with errors a shell user understands; ``index_col`` names the labels."""
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise CommandError(f"{path}: no such file.")
     if path.is_dir():
         raise CommandError(f"{path} is a folder; give a CSV file.")
     try:
-        frame = pd.read_csv(path, index_col=index_col)
+        frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise CommandError(f"{path} is empty; it needs a header line and rows of data.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
@@ -62,14 +104,21 @@ def read_table(path, *, index_col=None) -> pd.DataFrame:
         raise CommandError(f"{path} cannot be read: {err.strerror or err}") from None
     if frame.shape[0] == 0:
         raise CommandError(f"{path} has a header but no rows of data.")
-    if index_col is None and str(frame.columns[0]).startswith("Unnamed: 0"):
+    if index_col is not None:
+        if index_col not in frame.columns:
+            raise CommandError(
+                f"{path} has no column {index_col!r} (from --index-col); its columns are "
+                f"{list(map(str, frame.columns))}."
+            )
+        frame = frame.set_index(index_col)
+    elif str(frame.columns[0]).startswith("Unnamed: 0"):
         # A CSV written by pandas with its index: use that column as sample labels.
         frame = frame.set_index(frame.columns[0])
         frame.index.name = None
     return frame
 
 
-def _check_columns(frame: pd.DataFrame, names, option: str, path) -> None:
+def _check_columns(frame, names, option: str, path) -> None:
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise CommandError(
@@ -78,8 +127,25 @@ def _check_columns(frame: pd.DataFrame, names, option: str, path) -> None:
         )
 
 
-def _choose_columns(frame: pd.DataFrame, args) -> tuple[list, list]:
+def _label_columns(frame) -> list[str]:
+    """Text columns with a different value in every row: sample labels, not data."""
+    import pandas as pd
+
+    found = []
+    if len(frame) < 10:  # in a handful of rows any text column looks unique
+        return found
+    for name in frame.columns:
+        column = frame[name]
+        text = pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+        if text and column.notna().all() and column.nunique() == len(frame):
+            found.append(str(name))
+    return found
+
+
+def _choose_columns(frame, args) -> tuple[list, list]:
     """Predictor and covariate columns; the one omitted is every other column."""
+    import pandas as pd
+
     path = args.data
     if args.target not in frame.columns:
         raise CommandError(
@@ -103,6 +169,13 @@ def _choose_columns(frame: pd.DataFrame, args) -> tuple[list, list]:
         covariates = [c for c in others if c not in predictors]
     if args.target in predictors or args.target in covariates:
         raise CommandError(f"the target {args.target!r} cannot also be a predictor or covariate.")
+    labels = [c for c in _label_columns(frame) if c in predictors or c in covariates]
+    if labels:
+        raise CommandError(
+            f"column {labels[0]!r} has a different text value in every row, like sample "
+            f"labels (IDs); pass --index-col {labels[0]} to use it as the samples' labels "
+            "(a covariate needs values that samples share)."
+        )
     if not predictors:
         raise CommandError("no predictor column is left; name them with --predictors.")
     if not covariates:
@@ -113,7 +186,42 @@ def _choose_columns(frame: pd.DataFrame, args) -> tuple[list, list]:
             f"predictor column(s) {bad} are not numeric; encode them as numbers or pass them "
             "as --covariates (covariates may be categorical)."
         )
+    target = frame[args.target]
+    if not pd.api.types.is_numeric_dtype(target) and args.family != "bernoulli":
+        raise CommandError(
+            f"target column {args.target!r} is not numeric (values such as "
+            f"{target.dropna().astype(str).unique()[:3].tolist()}); give numbers, or use "
+            "--family bernoulli for two class labels."
+        )
+    if target.isna().any():
+        rows = [str(label) for label in target.index[target.isna()][:5]]
+        raise CommandError(
+            f"target column {args.target!r} is missing in {int(target.isna().sum())} of "
+            f"{len(target)} rows (rows {rows}); remove those rows first."
+        )
     return predictors, covariates
+
+
+# ---------------------------------------------------------------- outputs
+class _Output:
+    """An output folder or file that is removed again when the command fails."""
+
+    def __init__(self, path: Path, *, folder: bool):
+        self.path, self.folder = Path(path), folder
+        if self.path.exists() and self.path.is_dir() != folder:
+            kind = "a file" if folder else "a folder"
+            raise CommandError(f"--out {self.path} is {kind}; give another path.")
+        self.created = not self.path.exists()
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None and self.created and self.path.exists():
+            if self.folder:
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                self.path.unlink(missing_ok=True)
 
 
 def _estimator(args):
@@ -134,158 +242,28 @@ def _estimator(args):
 
 def _say(args, message: str) -> None:
     if not args.quiet:
-        print(message, flush=True)
+        print(message, file=sys.stderr, flush=True)
 
 
-def coefficient_table(estimator, prob: float = 0.9) -> pd.DataFrame:
-    """Per-sample coefficients (and intervals when a posterior exists), one row per sample."""
-    names = [str(name) for name in fitted_state(estimator).feature_labels]
-    table = pd.DataFrame(estimator.coef_, columns=names)
-    if estimator.fit_intercept:
-        table["intercept"] = estimator.intercept_
-    if has_posterior(estimator):
-        lower, upper = estimator.coef_interval(prob)
-        percent = f"{100 * prob:g}"
-        for j, name in enumerate(names):
-            table[f"{name}_lower{percent}"] = lower[:, j]
-            table[f"{name}_upper{percent}"] = upper[:, j]
-        if estimator.fit_intercept:
-            low, high = estimator.intercept_interval(prob)
-            table[f"intercept_lower{percent}"], table[f"intercept_upper{percent}"] = low, high
-    table.index = pd.Index(fitted_state(estimator).sample_index, name="sample")
-    return table
+def _report_warnings(caught) -> None:
+    for warning in caught:
+        message = " ".join(str(warning.message).split())
+        print(f"bayes-prsn: warning: {message}", file=sys.stderr)
 
 
-def summary_text(
-    estimator,
-    *,
-    seconds: float | None = None,
-    data_name: str = "",
-    importance: pd.DataFrame | None = None,
-    clusters=None,
-) -> str:
-    """A plain-text summary of a fit (and its posterior).
-
-    ``importance`` and ``clusters`` (from :mod:`bayes_prsn.analysis`) are
-    computed when not given.
-    """
-    from . import analysis
-
-    if importance is None:
-        importance = analysis.covariate_importance(estimator)
-    if clusters is None:
-        clusters = analysis.cluster(estimator)
-    names = [str(name) for name in fitted_state(estimator).feature_labels]
-    models = pd.DataFrame(estimator.coef_, columns=names).assign(intercept=estimator.intercept_)
-    lines = [
-        f"bayes_prsn {type(estimator).__name__} (family {estimator.family_})"
-        + (f" on {data_name}" if data_name else ""),
-        f"samples: {len(fitted_state(estimator).sample_index)}, predictors: {names}, covariates: "
-        f"{list(estimator.covariate_names_)}",
-        f"fit: {estimator.n_steps_} SVI steps, converged: {estimator.converged_}"
-        + (f", {seconds:.1f} s" if seconds is not None else ""),
-    ]
-    if estimator.noise_scale_ is not None:
-        lines.append(
-            f"noise scale used for smoothing (chosen on held-out samples): "
-            f"{estimator.noise_scale_:.4g}"
-        )
-    lines.append("")
-    lines.append("coefficients: population model vs spread of the per-sample models")
-    table = pd.DataFrame(
-        {
-            "population": np.append(estimator.population_coef_, estimator.population_intercept_),
-            "mean": models.mean(),
-            "sd": models.std(),
-            "5%": models.quantile(0.05),
-            "95%": models.quantile(0.95),
-        }
-    )
-    lines.append(table.to_string(float_format=lambda v: f"{v:.4g}"))
-    lines.append("")
-    lines.append("which covariates matter (learned metric weight; share of model variance)")
-    shown = importance.dropna(axis=1, how="all")
-    lines.append(shown.to_string(float_format=lambda v: f"{v:.3g}"))
-    lines.append("")
-    lines.append(
-        f"clusters of the per-sample models (chosen by BIC): {clusters.n_clusters}, sizes "
-        f"{np.bincount(clusters.labels.to_numpy()).tolist()}"
-    )
-    if has_posterior(estimator):
-        diagnostics = estimator.posterior_diagnostics_
-        lines.append("")
-        lines.append(
-            f"posterior ({diagnostics['method']}): {diagnostics['num_draws']} draws in "
-            f"{diagnostics['seconds']:.1f} s"
-        )
-        if "max_rhat" in diagnostics:
-            lines.append(
-                f"max R-hat {diagnostics['max_rhat']:.4f}, min bulk ESS "
-                f"{diagnostics['min_ess_bulk']:.0f}, min tail ESS "
-                f"{diagnostics['min_ess_tail']:.0f}, divergences {diagnostics['divergences']}, "
-                f"converged: {diagnostics['converged']}"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def write_plots(
-    estimator, out: Path, *, importance: pd.DataFrame | None = None, clusters=None
-) -> list[Path]:
-    """The standard plots as PNG files in ``out``.
-
-    Coefficients and the embedding are shown against the most important
-    covariate; ``importance`` and ``clusters`` are computed when not given.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import analysis, plots
-
-    written = []
-
-    def save(fig, name):
-        path = out / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-
-    if importance is None:
-        importance = analysis.covariate_importance(estimator)
-    if clusters is None:
-        clusters = analysis.cluster(estimator)
-    covariate = importance.index[0]
-    n_features = len(fitted_state(estimator).feature_labels)
-    fig, axes = plt.subplots(1, n_features, figsize=(4.5 * n_features, 3.8), squeeze=False)
-    for j, ax in enumerate(axes[0]):
-        plots.plot_coefficient_vs_covariate(estimator, j, covariate, ax=ax)
-    save(fig, "coefficients.png")
-    save(plots.plot_coefficients(estimator)[0], "forest.png")
-    save(analysis.plot_clusters(estimator, clusters)[0], "clusters.png")
-    save(analysis.plot_embedding(estimator, color_by=covariate)[0], "embedding.png")
-    save(analysis.plot_covariate_importance(importance)[0], "covariate_importance.png")
-    if has_posterior(estimator) and estimator.posterior_method_ == "nuts":
-        save(plots.plot_trace(estimator)[0], "trace.png")
-    if has_posterior(estimator):
-        save(plots.plot_ppc(estimator)[0], "ppc.png")
-    return written
-
-
-def run_fit(args, frame: pd.DataFrame | None = None) -> int:
+def run_fit(args, frame=None) -> int:
     fit_and_write(args, frame)
     return 0
 
 
-def fit_and_write(args, frame: pd.DataFrame | None = None):
+def fit_and_write(args, frame=None):
     """``bayes-prsn fit``: fit, optionally sample, write every output; returns the estimator."""
-    from . import ConvergenceWarning, analysis, arviz_compat
-
+    output = _Output(args.out, folder=True)
     if frame is None:
         frame = read_table(args.data, index_col=args.index_col)
     predictors, covariates = _choose_columns(frame, args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from . import ConvergenceWarning
+
     estimator = _estimator(args)
     _say(
         args,
@@ -295,6 +273,7 @@ def fit_and_write(args, frame: pd.DataFrame | None = None):
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", UserWarning)
         estimator.fit(frame[predictors], frame[args.target], covariates=frame[covariates])
         seconds = time.perf_counter() - start
         if args.posterior:
@@ -305,8 +284,20 @@ def fit_and_write(args, frame: pd.DataFrame | None = None):
             if args.posterior == "nuts":
                 options.update(num_warmup=args.num_warmup, num_chains=args.num_chains)
             estimator.sample_posterior(args.posterior, **options)
-    for warning in caught:
-        print(f"bayes-prsn: warning: {warning.message}", file=sys.stderr)
+    _report_warnings(caught)
+    with output as out:
+        summary = _write_fit(estimator, out, args, seconds)
+    print(summary)
+    print(f"wrote {sorted(p.name for p in out.iterdir())} to {out}/")
+    return estimator
+
+
+def _write_fit(estimator, out: Path, args, seconds: float) -> str:
+    from . import analysis, arviz_compat
+    from .report import coefficient_table, summary_text, write_plots
+    from .state import has_posterior
+
+    out.mkdir(parents=True, exist_ok=True)
     coefficient_table(estimator, args.prob).to_csv(out / "coefficients.csv")
     estimator.save(out / MODEL_FILE)
     if has_posterior(estimator):
@@ -331,18 +322,30 @@ def fit_and_write(args, frame: pd.DataFrame | None = None):
         )
     else:
         write_plots(estimator, out, importance=importance, clusters=clusters)
-    if not args.quiet:
-        print(summary)
-        print(f"wrote {sorted(p.name for p in out.iterdir())} to {out}/")
-    return estimator
+    return summary
 
 
 def run_predict(args) -> int:
-    from . import load
+    import pandas as pd
 
+    from . import load
+    from .state import fitted_state, has_posterior
+
+    output = _Output(args.out, folder=False)
     estimator = load(args.model)
-    frame = read_table(args.data, index_col=args.index_col)
-    predictors = [str(name) for name in fitted_state(estimator).feature_labels]
+    state = fitted_state(estimator)
+    interval = args.interval and has_posterior(estimator)
+    if args.interval and not interval:
+        raise CommandError(
+            "--interval needs a posterior: fit with --posterior nuts|laplace|vi first."
+        )
+    index_col = args.index_col
+    if index_col is None and state.sample_index_name is not None:
+        # The fit's --index-col, when the new file has that column too.
+        header = read_table(args.data).columns
+        index_col = state.sample_index_name if state.sample_index_name in header else None
+    frame = read_table(args.data, index_col=index_col)
+    predictors = [str(name) for name in state.feature_labels]
     covariates = list(estimator.covariate_names_)
     _check_columns(frame, predictors, "the fitted model's predictors", args.data)
     _check_columns(frame, covariates, "the fitted model's covariates", args.data)
@@ -351,108 +354,173 @@ def run_predict(args) -> int:
         raise CommandError(f"predictor column(s) {bad} in {args.data} are not numeric.")
     X, U = frame[predictors], frame[covariates]
     table = pd.DataFrame(index=frame.index)
-    interval = args.interval and has_posterior(estimator)
-    if args.interval and not interval:
-        raise CommandError(
-            "--interval needs a posterior: fit with --posterior nuts|laplace|vi first."
-        )
-    if estimator.family_ == "bernoulli":
-        if interval:
-            proba, lower, upper = estimator.predict_proba(
-                X, U, return_interval=True, prob=args.prob
-            )
-            table["probability"], table["lower"], table["upper"] = proba[:, 1], lower, upper
+    percent = f"{100 * args.prob:g}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        if estimator.family_ == "bernoulli":
+            name = "probability"
+            if interval:
+                proba, lower, upper = estimator.predict_proba(
+                    X, U, return_interval=True, prob=args.prob
+                )
+                table[name] = proba[:, 1]
+            else:
+                table[name] = estimator.predict_proba(X, U)[:, 1]
         else:
-            table["probability"] = estimator.predict_proba(X, U)[:, 1]
-        table["label"] = (table["probability"] > 0.5).astype(int)
-    elif interval:
-        mean, lower, upper = estimator.predict(X, U, return_interval=True, prob=args.prob)
-        table["prediction"], table["lower"], table["upper"] = mean, lower, upper
-    else:
-        table["prediction"] = estimator.predict(X, U)
-    coef = estimator.predict_coef(U)
-    for j, name in enumerate(predictors):
-        table[f"coef_{name}"] = coef[:, j]
-    if estimator.fit_intercept:
-        table["intercept"] = estimator.predict_intercept(U)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out)
+            name = "prediction"
+            if interval:
+                table[name], lower, upper = estimator.predict(
+                    X, U, return_interval=True, prob=args.prob
+                )
+            else:
+                table[name] = estimator.predict(X, U)
+        if interval:
+            table[f"{name}_lower{percent}"], table[f"{name}_upper{percent}"] = lower, upper
+        if estimator.family_ == "bernoulli":
+            table["label"] = estimator.classes_[(table[name] > 0.5).astype(int).to_numpy()]
+        coef = estimator.predict_coef(U)
+        for j, predictor in enumerate(predictors):
+            table[f"coef_{predictor}"] = coef[:, j]
+        if estimator.fit_intercept:
+            table["intercept"] = estimator.predict_intercept(U)
+    # The same warning (an unseen level) comes once from each call above: say it once.
+    _report_warnings({str(w.message): w for w in caught}.values())
+    with output as out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
     _say(args, f"wrote predictions for {len(table)} samples to {out}")
     return 0
 
 
 def run_demo(args) -> int:
+    import numpy as np
+    import pandas as pd
+
     from . import simulate
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    output = _Output(args.out, folder=True)
+    seed = 0 if args.random_state is None else args.random_state
     data = simulate.make_low_rank(
-        n_samples=args.n_samples, n_features=3, n_noise_covariates=1, random_state=args.random_state
+        n_samples=args.n_samples, n_features=3, n_noise_covariates=1, random_state=seed
     )
     frame = pd.DataFrame(data.X, columns=[f"x{j}" for j in range(data.X.shape[1])])
     frame = pd.concat([frame, data.covariates], axis=1)
     frame.insert(0, "y", data.y)
     frame.index = pd.Index([f"sample{i}" for i in range(len(frame))])
-    frame.to_csv(out / "data.csv")
     truth = pd.DataFrame(data.coef, columns=[f"x{j}" for j in range(data.X.shape[1])])
     truth.index = frame.index
-    truth.to_csv(out / "true_coefficients.csv")
-    _say(
-        args,
-        f"demo: {args.n_samples} simulated samples with known per-sample coefficients "
-        f"(data.csv, true_coefficients.csv in {out}/)",
-    )
-    args.data = out / "data.csv"
-    args.target = "y"
-    args.covariates = ",".join(data.covariates.columns)
-    args.predictors = None
-    args.index_col = None
-    estimator = fit_and_write(args, read_table(args.data))
-    mse = float(np.mean((estimator.coef_ - data.coef) ** 2))
-    population = float(np.mean((estimator.population_coef_ - data.coef) ** 2))
-    message = (
-        f"demo: theta-MSE of the per-sample models {mse:.4f} against {population:.4f} for one "
-        f"population model (truth in true_coefficients.csv)"
-    )
-    with open(out / "summary.txt", "a") as handle:
-        handle.write("\n" + message + "\n")
-    _say(args, message)
+    with output as out:
+        out.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out / "data.csv")
+        truth.to_csv(out / "true_coefficients.csv")
+        _say(
+            args,
+            f"demo: {args.n_samples} simulated samples (seed {seed}) with known per-sample "
+            f"coefficients (data.csv, true_coefficients.csv in {out}/)",
+        )
+        args.data = out / "data.csv"
+        args.target = "y"
+        args.covariates = ",".join(data.covariates.columns)
+        args.predictors = None
+        args.index_col = None
+        estimator = fit_and_write(args, read_table(args.data))
+        mse = float(np.mean((estimator.coef_ - data.coef) ** 2))
+        population = float(np.mean((estimator.population_coef_ - data.coef) ** 2))
+        message = (
+            f"demo: theta-MSE of the per-sample models {mse:.4f} against {population:.4f} for "
+            "one population model (truth in true_coefficients.csv)"
+        )
+        with open(out / "summary.txt", "a") as handle:
+            handle.write("\n" + message + "\n")
+    print(message)
     return 0
 
 
+# ------------------------------------------------------------------ parser
 def _add_model_options(parser) -> None:
-    parser.add_argument(
+    model = parser.add_argument_group("model (defaults are the estimators' own)")
+    model.add_argument(
         "--family",
         choices=("gaussian", "poisson", "bernoulli"),
-        default="gaussian",
-        help="likelihood: gaussian (linear), poisson (counts) or bernoulli (0/1, logistic)",
+        default=DEFAULTS["family"],
+        help="likelihood: gaussian (linear), poisson (counts) or bernoulli (0/1, logistic) "
+        "(default: %(default)s)",
     )
-    parser.add_argument(
+    model.add_argument(
+        "--rank",
+        type=_integer(1),
+        default=DEFAULTS["rank"],
+        help="rank of the per-sample codes: how many directions the models vary in "
+        "(default: %(default)s)",
+    )
+    model.add_argument(
+        "--n-neighbors",
+        type=_integer(1),
+        default=DEFAULTS["n_neighbors"],
+        help="neighbours per sample in the covariate graph (default: %(default)s)",
+    )
+    model.add_argument(
+        "--gamma",
+        type=_positive,
+        default=DEFAULTS["gamma"],
+        help="strength of the distance-matching potential (default: %(default)s)",
+    )
+    model.add_argument(
+        "--max-steps",
+        type=_integer(1),
+        default=DEFAULTS["max_steps"],
+        help="step cap of each optimisation (default: %(default)s)",
+    )
+    model.add_argument(
+        "--random-state",
+        type=_integer(0),
+        default=DEFAULTS["random_state"],
+        help="seed; give one for reproducible results (default: none, a new seed each run; "
+        "the demo's data use seed 0)",
+    )
+    posterior = parser.add_argument_group("posterior (credible intervals)")
+    posterior.add_argument(
         "--posterior",
         choices=("nuts", "laplace", "vi"),
         default=None,
         help="also sample the posterior for credible intervals (default: MAP only)",
     )
-    parser.add_argument("--num-samples", type=int, default=None, help="posterior draws")
-    parser.add_argument("--num-warmup", type=int, default=1000, help="NUTS warm-up per chain")
-    parser.add_argument("--num-chains", type=int, default=4, help="NUTS chains")
-    parser.add_argument("--prob", type=float, default=0.9, help="credible interval probability")
-    parser.add_argument("--rank", type=int, default=3)
-    parser.add_argument("--n-neighbors", type=int, default=25)
-    parser.add_argument("--gamma", type=float, default=10.0)
-    parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    posterior.add_argument(
+        "--num-samples",
+        type=_integer(1),
+        default=POSTERIOR_DEFAULTS["num_samples"],
+        help="posterior draws (default: 2000 per chain for nuts, 1000 for laplace and vi)",
+    )
+    posterior.add_argument(
+        "--num-warmup",
+        type=_integer(1),
+        default=POSTERIOR_DEFAULTS["num_warmup"],
+        help="NUTS warm-up iterations per chain (default: %(default)s)",
+    )
+    posterior.add_argument(
+        "--num-chains",
+        type=_integer(1),
+        default=POSTERIOR_DEFAULTS["num_chains"],
+        help="NUTS chains (default: %(default)s)",
+    )
+    posterior.add_argument(
+        "--prob",
+        type=_probability,
+        default=0.9,
+        help="probability of the credible intervals in coefficients.csv (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or messages (the summary is printed)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .version import __version__
+
     parser = argparse.ArgumentParser(
         prog="bayes-prsn",
         description="Personalized regression: one model per sample, with uncertainty.",
     )
-    from .version import __version__
-
     parser.add_argument("--version", action="version", version=f"bayes_prsn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -461,7 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target", required=True, help="column of the response")
     fit.add_argument("--predictors", help="comma-separated predictor columns (default: the rest)")
     fit.add_argument("--covariates", help="comma-separated covariate columns (default: the rest)")
-    fit.add_argument("--index-col", default=None, help="column holding sample labels")
+    fit.add_argument(
+        "--index-col",
+        default=None,
+        help="column of sample labels (IDs), used as row labels of the outputs and "
+        "remembered by predict (default: none; an unnamed first column is used)",
+    )
     fit.add_argument("--out", required=True, help="output folder")
     _add_model_options(fit)
 
@@ -469,16 +542,32 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="folder written by 'bayes-prsn fit' (or a model file)")
     predict.add_argument("data", help="CSV file with the model's predictor and covariate columns")
     predict.add_argument("--out", required=True, help="CSV file to write")
-    predict.add_argument("--index-col", default=None, help="column holding sample labels")
+    predict.add_argument(
+        "--index-col",
+        default=None,
+        help="column of sample labels (default: the fit's --index-col when the file has it)",
+    )
     predict.add_argument(
         "--interval", action="store_true", help="add a predictive interval (needs a posterior)"
     )
-    predict.add_argument("--prob", type=float, default=0.9)
-    predict.add_argument("--quiet", action="store_true")
+    predict.add_argument(
+        "--prob",
+        type=_probability,
+        default=0.9,
+        help="probability of the predictive interval (default: %(default)s)",
+    )
+    predict.add_argument("--quiet", action="store_true", help="no messages")
 
     demo = commands.add_parser("demo", help="fit built-in simulated data and write every output")
-    demo.add_argument("--out", default="bayes_prsn_demo", help="output folder")
-    demo.add_argument("--n-samples", type=int, default=500)
+    demo.add_argument(
+        "--out", default="bayes_prsn_demo", help="output folder (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--n-samples",
+        type=_integer(20),
+        default=500,
+        help="number of simulated samples (default: %(default)s)",
+    )
     _add_model_options(demo)
     return parser
 

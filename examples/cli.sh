@@ -25,7 +25,7 @@ head -6 "$out/demo/data.csv" | cut -d, -f1,3- > "$out/new.csv"
 bayes-prsn predict "$out/fit" "$out/new.csv" --out "$out/predictions.csv" --interval --quiet
 cat "$out/predictions.csv"
 
-# 4. A mistake gives a one-line message and exit status 1.
+# 4. A mistake gives a one-line message and exit status 1 (and leaves no folder behind).
 status=0
 bayes-prsn fit "$out/demo/data.csv" --target y --covariates tissue --out "$out/x" --quiet || status=$?
 echo "exit status $status"

@@ -88,7 +88,7 @@ def test_cli_example(tmp_path):
     out = _run_example("bash", ROOT / "examples" / "cli.sh", tmp_path, "150", env=env)
     assert out.returncode == 0, out.stderr
     assert "exit status 1" in out.stdout
-    assert "prediction,lower,upper" in out.stdout
+    assert "prediction,prediction_lower90,prediction_upper90" in out.stdout
     for name in ("model.bprsn", "posterior.nc", "coefficients.csv", "summary.txt"):
         assert (tmp_path / "fit" / name).stat().st_size > 0
     assert (tmp_path / "predictions.csv").exists()

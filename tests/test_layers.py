@@ -23,12 +23,12 @@ LAYERS = [
     ["cli"],
     ["__init__"],
     ["estimator"],
-    ["uncertainty", "persistence"],
+    ["uncertainty", "persistence", "report"],
     ["sampling", "smoothing", "analysis", "plots"],
     ["fitting", "posterior", "problem", "inference_data", "figures"],
     ["inputs", "svi", "diagnostics", "arviz_compat", "state"],
-    ["predict", "minibatch", "scaling", "population"],
-    ["preprocessing", "adam", "exceptions", "simulate", "version"],
+    ["predict", "minibatch", "scaling", "population", "association"],
+    ["preprocessing", "adam", "exceptions", "simulate", "version", "defaults"],
     ["models"],
 ]
 #: Underscore names that are public API of the standard library's NamedTuple.
