@@ -160,13 +160,20 @@ def plot_trace(estimator, samples=None, features=None, *, max_panels=6):
         draws = coef[:, :, row, column]
         ranks = np.argsort(np.argsort(draws.ravel())).reshape(draws.shape)
         for chain in range(n_chains):
-            trace_ax.plot(draws[chain], lw=0.5, alpha=0.8, color=f"C{chain}")
+            trace_ax.plot(
+                draws[chain], lw=0.5, alpha=0.8, color=f"C{chain}", label=f"chain {chain}"
+            )
             rank_ax.hist(ranks[chain], bins=bins, histtype="step", color=f"C{chain}")
         name = f"coef[{fitted_state(estimator).sample_index[row]}, {labels[column]}]"
         trace_ax.set_ylabel(name, fontsize=8)
         rank_ax.set_yticks([])
     axes[-1, 0].set_xlabel("draw")
     axes[-1, 1].set_xlabel("rank (all chains)")
+    axes[0, 0].legend(fontsize=7, loc="upper right", ncol=min(n_chains, 4))
+    fig.suptitle(
+        "left: draws per chain; right: histogram of each chain's ranks (flat when chains agree)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig, axes
 
@@ -274,6 +281,7 @@ def plot_ppc(estimator, *, num_draws=50, seed=0, ax=None):
         ax.hist(shares, bins=30, color="C0", alpha=0.6, label="replicated share of 1s")
         ax.axvline(observed.mean(), color="k", lw=2, label="observed")
         ax.set_xlabel(f"share of 1s in {fitted_state(estimator).target_name or 'y'}")
+        ax.set_ylabel("replicated data sets")
     else:
         everything = np.concatenate([observed, replicated[chosen].ravel()])
         bins = np.histogram_bin_edges(everything, bins=40)
