@@ -679,7 +679,10 @@ def plot_covariate_importance(table: pd.DataFrame, axes=None):
     positions = np.arange(len(table))[::-1]
     error = None
     if table["lower"].notna().all():
-        error = [table["weight"] - table["lower"], table["upper"] - table["weight"]]
+        # A skewed posterior's mean can lie just outside its HDI: no negative bar lengths.
+        error = np.clip(
+            [table["weight"] - table["lower"], table["upper"] - table["weight"]], 0.0, None
+        )
     axes[0].barh(positions, table["weight"], xerr=error, color="C0")
     axes[0].set_yticks(positions)
     axes[0].set_yticklabels(table.index)

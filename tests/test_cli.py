@@ -77,7 +77,7 @@ def test_fit_with_posterior_then_predict(demo, tmp_path):
     result = run(
         "fit", data, "--target", "y", "--covariates", "u0,u1,u2,noise0",
         "--posterior", "laplace", "--num-samples", 200, "--max-steps", 1500,
-        "--out", out, "--quiet",
+        "--random-state", 0, "--out", out, "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     # --quiet silences progress, not the result: the summary is still printed.
