@@ -72,18 +72,21 @@ def _fit_lines(estimator) -> list[str]:
     if estimator.noise_scale_ is not None:
         lines.append(
             f"smoothing: noise scale {estimator.noise_scale_:.4g} (units of y), chosen on "
-            "held-out samples. It sets how far each sample's model may move from the "
-            "population's (larger: closer to it); it is not an estimate of the noise."
+            "held-out samples.\n  It sets how far each sample's model may move from the "
+            "population's (larger: closer to it);\n  it is not an estimate of the noise."
         )
     report = state.validation_scores
     if report is not None:
         chosen = report["chosen"]
         fallback = chosen >= len(report["scores"])
         score = report["population"] if fallback else report["scores"][chosen]
-        measure = "mean squared error" if estimator.family_ == "gaussian" else "mean log-loss"
-        unit = " (standardised y)" if estimator.family_ == "gaussian" else ""
+        measure = (
+            "mean squared error of standardised y"
+            if estimator.family_ == "gaussian"
+            else "mean log-loss"
+        )
         lines.append(
-            f"held-out fit ({measure}{unit}, samples left out of the fit): per-sample models "
+            f"held-out fit (samples left out of the fit; {measure}):\n  per-sample models "
             f"{score:.4g}, one population model {report['population']:.4g}"
             + (
                 "; no per-sample candidate beat the population model, so the models were "
@@ -117,8 +120,8 @@ def _cluster_lines(clusters) -> list[str]:
     lines.append(f"  most associated covariate: {name} ({top['measure']} {top['association']:.2f})")
     if top["measure"] == "adjusted eta-squared":
         lines.append(
-            f"  {name} is numeric: if the models change smoothly with it (coefficients.png), "
-            f"the clusters are ranges of {name} cut out of a continuum, not distinct groups."
+            f"  {name} is numeric: if the models change smoothly with it (coefficients.png),\n"
+            f"  the clusters are ranges of {name} cut out of a continuum, not distinct groups."
         )
     return lines
 
@@ -170,14 +173,12 @@ def summary_text(
     lines += [
         "",
         "which covariates matter",
-        "  weight: the covariate's learned weight in the distance between samples (on its own "
-        "internal scale,",
-        "  per level mismatch for categorical ones, so weights of different covariates are not "
-        "directly comparable);",
-        "  explained: share of the spread of the per-sample models that the covariate alone "
-        "explains. The two can rank",
-        "  covariates differently: a covariate can matter through the encoder with a small "
-        "weight, or be correlated with one that matters.",
+        "  weight: the covariate's learned weight in the distance between samples (on its own",
+        "    internal scale, per level mismatch for categorical ones: weights of different",
+        "    covariates are not directly comparable);",
+        "  explained: the share of the per-sample models' spread the covariate alone explains.",
+        "  The two can rank covariates differently: a covariate can shape the models through",
+        "  the encoder with a small distance weight, or be correlated with one that matters.",
     ]
     shown = importance.dropna(axis=1, how="all")
     lines.append(shown.to_string(float_format=lambda v: f"{v:.3g}"))
