@@ -86,6 +86,11 @@ def _split_names(text: str | None) -> list[str] | None:
 
 def read_table(path, *, index_col=None):
     """Read a CSV file with errors a shell user understands; ``index_col`` names the labels."""
+    return with_labels(read_csv(path), index_col, path)
+
+
+def read_csv(path):
+    """The rows of a CSV file, unindexed, or a :class:`CommandError` saying what is wrong."""
     import pandas as pd
 
     path = Path(path)
@@ -104,6 +109,11 @@ def read_table(path, *, index_col=None):
         raise CommandError(f"{path} cannot be read: {err.strerror or err}") from None
     if frame.shape[0] == 0:
         raise CommandError(f"{path} has a header but no rows of data.")
+    return frame
+
+
+def with_labels(frame, index_col, path):
+    """``frame`` indexed by its ``index_col`` column (or by a pandas-written first column)."""
     if index_col is not None:
         if index_col not in frame.columns:
             raise CommandError(
@@ -339,12 +349,11 @@ def run_predict(args) -> int:
         raise CommandError(
             "--interval needs a posterior: fit with --posterior nuts|laplace|vi first."
         )
+    frame = read_csv(args.data)
     index_col = args.index_col
-    if index_col is None and state.sample_index_name is not None:
-        # The fit's --index-col, when the new file has that column too.
-        header = read_table(args.data).columns
-        index_col = state.sample_index_name if state.sample_index_name in header else None
-    frame = read_table(args.data, index_col=index_col)
+    if index_col is None and state.sample_index_name in frame.columns:
+        index_col = state.sample_index_name  # the fit's --index-col, when the file has it
+    frame = with_labels(frame, index_col, args.data)
     predictors = [str(name) for name in state.feature_labels]
     covariates = list(estimator.covariate_names_)
     _check_columns(frame, predictors, "the fitted model's predictors", args.data)

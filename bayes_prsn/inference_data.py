@@ -22,6 +22,7 @@ __all__ = [
     "to_inference_data",
     "interval",
     "check_prob",
+    "check_sample_labels",
     "summary_table",
     "posterior_interval",
     "pooled_draws",
@@ -177,6 +178,16 @@ def to_inference_data(
     return arviz_compat.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
 
 
+def check_sample_labels(samples, labels: list) -> None:
+    """Raise a ``ValueError`` naming the entries of ``samples`` that are not in ``labels``."""
+    missing = [s for s in samples if s not in labels]
+    if missing:
+        raise ValueError(
+            f"samples {missing[:5]} are not sample labels; use labels of the training data's "
+            f"index (obs_id), for example {labels[:3]}."
+        )
+
+
 def summary_table(
     posterior, *, mcmc: bool, var_names=None, samples=None, prob: float = 0.9, kind: str = "hdi"
 ):
@@ -199,13 +210,7 @@ def summary_table(
     if unknown:
         raise ValueError(f"var_names {unknown} are not in the posterior; choose from {available}.")
     if samples is not None:
-        labels = list(posterior[SAMPLE_DIM].values)
-        missing = [s for s in samples if s not in labels]
-        if missing:
-            raise ValueError(
-                f"samples {missing[:5]} are not sample labels; use labels of the "
-                "training data's index (obs_id)."
-            )
+        check_sample_labels(samples, list(posterior[SAMPLE_DIM].values))
         posterior = posterior.sel({SAMPLE_DIM: list(samples)})
     percent = f"{100 * (1 - prob) / 2:g}%", f"{100 * (1 + prob) / 2:g}%"
     n_chains = int(posterior.sizes["chain"])

@@ -198,23 +198,27 @@ def input_features(X) -> tuple[int, np.ndarray | None]:
     return np.asarray(X).shape[1], None
 
 
-def sample_index(n_samples: int, *candidates) -> list:
-    """Labels of the samples: the index of the first pandas input, else 0..n-1."""
+def _first_index(n_samples: int, candidates) -> pd.Index | None:
+    """The index of the first pandas input with ``n_samples`` rows, or None."""
     for candidate in candidates:
         index = getattr(candidate, "index", None)
         if isinstance(index, pd.Index) and len(index) == n_samples:
-            return [item.item() if isinstance(item, np.generic) else item for item in index]
-    return list(range(n_samples))
+            return index
+    return None
+
+
+def sample_index(n_samples: int, *candidates) -> list:
+    """Labels of the samples: the index of the first pandas input, else 0..n-1."""
+    index = _first_index(n_samples, candidates)
+    if index is None:
+        return list(range(n_samples))
+    return [item.item() if isinstance(item, np.generic) else item for item in index]
 
 
 def input_names(n_samples: int, y, *candidates) -> dict:
     """``sample_index_name`` (first pandas input with ``n_samples`` rows) and ``target_name``."""
-    index_name = None
-    for candidate in candidates:
-        index = getattr(candidate, "index", None)
-        if isinstance(index, pd.Index) and len(index) == n_samples:
-            index_name = None if index.name is None else str(index.name)
-            break
+    index = _first_index(n_samples, candidates)
+    index_name = None if index is None or index.name is None else str(index.name)
     target = getattr(y, "name", None)
     return {"sample_index_name": index_name, "target_name": None if target is None else str(target)}
 

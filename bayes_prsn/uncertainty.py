@@ -246,14 +246,11 @@ def _map_summary(estimator, state, samples):
         population.append(estimator.population_intercept_)
         rows.append("intercept")
     if samples is not None:
+        from .inference_data import check_sample_labels
+
         labels = list(state.sample_index)
         samples = [samples] if np.isscalar(samples) else list(samples)
-        missing = [s for s in samples if s not in labels]
-        if missing:
-            raise ValueError(
-                f"samples {missing[:5]} are not sample labels; use labels of the training "
-                f"data's index (for example {labels[:3]})."
-            )
+        check_sample_labels(samples, labels)
         entries = {}
         for sample in samples:
             position = labels.index(sample)
