@@ -151,6 +151,11 @@ def test_bad_arguments_fail_before_any_work(patients, tmp_path):
         assert result.returncode == 2, (flag, result.stderr)
         assert f"argument {flag}:" in result.stderr  # the flag, not the Python name
         assert not (tmp_path / "x").exists()
+    # An --out that is a file, not a folder, is refused before the fit, and stays as it was.
+    (tmp_path / "taken").write_text("keep")
+    result = run(*base, "--out", tmp_path / "taken")
+    assert result.returncode == 1 and "is a file; give another path" in result.stderr
+    assert (tmp_path / "taken").read_text() == "keep"
     # A target with missing values: its count, and no output folder.
     frame.assign(outcome=frame["outcome"].where(frame.index >= 4)).to_csv(
         tmp_path / "nan.csv", index=False

@@ -113,6 +113,9 @@ def test_covariate_columns_errors(toy_frame):
         PersonalizedRegression(covariate_columns=["age"]).fit(X, data.y)
     with pytest.raises(ValueError, match="an array has no names"):
         PersonalizedRegression(covariate_columns=["u"]).fit(X.to_numpy(), data.y)
+    text_predictor = r"column\(s\) \['tissue'\] are not\. With covariate_columns"
+    with pytest.raises(TypeError, match=text_predictor):
+        PersonalizedRegression(covariate_columns=["u"]).fit(X.assign(tissue="a"), data.y)
     with pytest.raises(ValueError, match="leaving no predictor"):
         PersonalizedRegression(covariate_columns=["x0", "x1", "u"]).fit(X, data.y)
     fitted = PersonalizedRegression(covariate_columns=["u"], max_steps=200, random_state=0)
