@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from . import arviz_compat
 from .association import adjusted_eta_squared, covariate_groups, cramers_v
 from .figures import figure_for, pyplot
 from .inference_data import check_prob, interval, pooled_draws
@@ -441,11 +442,12 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
     -------
     pandas.DataFrame, one row per covariate used in ``fit``, largest ``explained`` first
         ``weight``: the learned weight :math:`\phi_l` of the covariate in the
-        metric (posterior mean when a posterior exists; on each covariate's
+        metric (posterior mean when the posterior samples it, i.e. without
+        the covariate encoder, else the MAP; on each covariate's
         internal robust scale, and for categorical covariates per mismatch,
         so weights of numeric and categorical covariates are not directly
         comparable); ``lower``/``upper``: its credible interval (NaN
-        without a posterior); ``explained``: the share of the variance of the
+        where it is not sampled); ``explained``: the share of the variance of the
         standardised per-sample models explained by the covariate alone
         (adjusted eta-squared over its levels, or ``n_bins`` quantile bins of
         a numeric covariate; near 0 for a covariate that does not matter).
@@ -455,7 +457,9 @@ def covariate_importance(estimator, *, prob: float = 0.9, n_bins: int = 10) -> p
     names = list(estimator.covariate_names_used_)
     weight = np.asarray(estimator.covariate_weights_, dtype=float)
     lower = upper = np.full(len(names), np.nan)
-    if has_posterior(estimator):
+    if has_posterior(estimator) and "covariate_weights" in arviz_compat.group(
+        estimator.idata_, "posterior"
+    ):
         draws = pooled_draws(estimator.idata_, "covariate_weights")
         weight = draws.mean(axis=0)
         lower, upper = interval(draws, prob, "hdi")

@@ -2,9 +2,9 @@
 
 :func:`to_inference_data` is the one function that builds ArviZ data; the
 estimator, the summaries and the plots read what it builds. Per-sample
-coefficients are computed from the code draws :math:`Z` and the fixed
-dictionary in chunks of draws, so no intermediate larger than the final
-``coef`` array is held.
+coefficients are computed from the draws of the target's unknowns (the
+shared parts, or the codes) in chunks of draws, so no intermediate larger
+than the final ``coef`` array is held.
 """
 
 from __future__ import annotations
@@ -72,13 +72,13 @@ def interval(draws: np.ndarray, prob: float, kind: str = "hdi") -> tuple[np.ndar
 def to_inference_data(
     draws,
     *,
-    dictionary: np.ndarray,
-    offset: np.ndarray,
+    coefficients,
+    shape: tuple,
     to_original_units,
     X: np.ndarray,
     y: np.ndarray,
     family: str,
-    noise_scale: float | None,
+    noise_scale,
     sample_index,
     feature_names,
     covariate_names,
@@ -87,23 +87,28 @@ def to_inference_data(
     seed: int,
     attrs: dict,
 ):
-    """ArviZ data (``InferenceData`` or ``DataTree``) from code draws.
+    """ArviZ data (``InferenceData`` or ``DataTree``) from posterior draws.
 
     Parameters
     ----------
     draws : PosteriorDraws
-        Back-end output holding ``embedding`` draws (chain, draw, n_samples,
-        rank) and, where sampled, ``covariate_weights``.
-    dictionary, offset : ndarray
-        The fixed :math:`Q` and :math:`\\bar\\theta` (internal units).
+        Back-end output; its ``covariate_weights`` draws, where sampled, go
+        into the posterior group.
+    coefficients : callable
+        ``coefficients(start, stop)`` gives the coefficients (internal
+        units) of the pooled draws ``start:stop``, shape (stop - start,
+        n_samples, n_columns).
+    shape : (int, int)
+        Chains and draws per chain.
     to_original_units : callable
         Maps internal coefficients (m, n_columns) to ``(coef, intercept)`` in
         the user's units.
     X, y : ndarray
         Predictors and response in the user's units.
     family : str
-    noise_scale : float or None
-        Gaussian noise scale in the units of ``y``.
+    noise_scale : float, ndarray (chain, draw) or None
+        Gaussian noise scale in the units of ``y``: fixed, or drawn (then it
+        is a variable of the posterior group).
     sample_index, feature_names, covariate_names : sequences
         Coordinates.
     fit_intercept : bool
@@ -121,11 +126,11 @@ def to_inference_data(
     ``log_likelihood`` (``y`` only), ``posterior_predictive``,
     ``observed_data``, ``constant_data`` and, for NUTS, ``sample_stats``.
     """
-    codes = np.asarray(draws.samples["embedding"])
-    n_chains, n_draws, n_samples, _ = codes.shape
-    n_features = X.shape[1]
-    flat_codes = codes.reshape(n_chains * n_draws, n_samples, -1)
-    total = flat_codes.shape[0]
+    n_chains, n_draws = shape
+    n_samples, n_features = X.shape
+    total = n_chains * n_draws
+    drawn_noise = noise_scale is not None and np.ndim(noise_scale) > 0
+    flat_noise = np.reshape(noise_scale, (-1, 1)) if drawn_noise else noise_scale
     coef = np.empty((total, n_samples, n_features), dtype=np.float32)
     intercept = np.empty((total, n_samples), dtype=np.float32)
     log_lik = np.empty((total, n_samples), dtype=np.float32)
@@ -134,14 +139,15 @@ def to_inference_data(
     likelihood = family_of(family)
     for start in range(0, total, _CHUNK):
         stop = min(start + _CHUNK, total)
-        theta = offset + flat_codes[start:stop] @ dictionary
+        theta = coefficients(start, stop)
         c, b = to_original_units(theta.reshape(-1, theta.shape[-1]))
         c = c.reshape(stop - start, n_samples, n_features)
         b = b.reshape(stop - start, n_samples)
         eta = np.sum(X * c, axis=-1) + b
         coef[start:stop], intercept[start:stop] = c, b
-        log_lik[start:stop] = likelihood.log_likelihood(eta, y, noise_scale)
-        replicated[start:stop] = likelihood.replicate(eta, noise_scale, rng)
+        noise = flat_noise[start:stop] if drawn_noise else flat_noise
+        log_lik[start:stop] = likelihood.log_likelihood(eta, y, noise)
+        replicated[start:stop] = likelihood.replicate(eta, noise, rng)
 
     def shaped(array):
         return array.reshape(n_chains, n_draws, *array.shape[1:])
@@ -151,6 +157,8 @@ def to_inference_data(
         posterior["intercept"] = shaped(intercept)
     if "covariate_weights" in draws.samples:
         posterior["covariate_weights"] = np.asarray(draws.samples["covariate_weights"])
+    if drawn_noise:
+        posterior["noise_scale"] = np.asarray(noise_scale)
     constant_data = {"X": X}
     dims = {
         "coef": [SAMPLE_DIM, FEATURE_DIM],

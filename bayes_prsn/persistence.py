@@ -13,7 +13,12 @@ A saved model is one ZIP archive holding
 - ``arrays/<name>.npy``: every fitted array in NumPy's ``.npy`` format,
   read back with ``allow_pickle=False``;
 - ``posterior.nc``: the ArviZ data of ``sample_posterior`` (netCDF-4), when
-  there is a posterior.
+  there is a posterior, with the draws its predictions use among the
+  arrays: ``_posterior_embedding`` (the codes, without the encoder) or, from
+  format version 2 on, ``_posterior_shared.<site>`` and
+  ``_posterior_centre.<site>`` (the shared parts' draws and their centre),
+  ``_posterior_input_scales`` and, where drawn, ``_posterior_noise_draws``.
+  Files of version 1 load unchanged.
 
 The archive is written to a temporary file beside the target and renamed
 into place, so an interrupted save never leaves a half-written model. On
@@ -57,8 +62,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "save", "load"]
 
 #: Name stored in every saved model.
 FORMAT = "bayes_prsn-model"
-#: Version of the layout written here; files with a larger version are refused.
-FORMAT_VERSION = 1
+#: Version of the layout written here; files with a larger version are refused
+#: (2: the posterior's draws of the shared parts; 1 files load).
+FORMAT_VERSION = 2
 
 #: The estimator classes a saved model may hold.
 ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
@@ -178,7 +184,7 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
     if state.classes is not None:
         arrays["classes_"] = state.classes
     if posterior is not None:
-        arrays["_posterior_embedding"] = posterior.code_draws
+        arrays.update(_posterior_arrays(posterior))
     for name in _TRAIN_DATA:
         arrays[f"train_data.{name}"] = state.data[name]
     for name, scaler in (("x_scaler_", state.scaling.x), ("y_scaler_", state.scaling.y)):
@@ -188,6 +194,19 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
             arrays[f"covariate_encoder.{site}"] = value
     arrays["train_encoded.numeric"] = state.encoded.numeric
     arrays["train_encoded.categorical"] = state.encoded.categorical
+    return arrays
+
+
+def _posterior_arrays(posterior) -> dict:
+    """The draws behind a posterior's predictions: the codes (format 1) or the shared parts (2)."""
+    if posterior.code_draws is not None:
+        return {"_posterior_embedding": posterior.code_draws}
+    arrays = {"_posterior_input_scales": posterior.input_scales}
+    for site, value in posterior.shared_draws.items():
+        arrays[f"_posterior_shared.{site}"] = value
+        arrays[f"_posterior_centre.{site}"] = np.asarray(posterior.shared_centre[site])
+    if posterior.noise_draws is not None:
+        arrays["_posterior_noise_draws"] = posterior.noise_draws
     return arrays
 
 
@@ -201,6 +220,7 @@ def _state_values(state: FittedState, published: dict, posterior) -> dict:
             posterior_noise_scale_=posterior.noise_scale,
             posterior_gamma_=posterior.gamma,
             posterior_diagnostics_=posterior.diagnostics,
+            posterior_scales_=posterior.scales,
         )
     if state.feature_names_in is not None:
         values["feature_names_in_"] = state.feature_names_in
@@ -479,8 +499,13 @@ def _read_state(metadata: dict, members: dict, path) -> FittedState:
 def _read_posterior(values: dict, members: dict, path) -> PosteriorState | None:
     if "posterior.nc" not in members:
         return None
-    if "arrays/_posterior_embedding.npy" not in members:
-        _fail(path, "it holds a posterior without its code draws.")
+    sites = [
+        name[len("arrays/_posterior_shared.") : -len(".npy")]
+        for name in members
+        if name.startswith("arrays/_posterior_shared.")
+    ]
+    if "arrays/_posterior_embedding.npy" not in members and not sites:
+        _fail(path, "it holds a posterior without its draws.")
     with tempfile.TemporaryDirectory() as folder:
         netcdf = Path(folder) / "posterior.nc"
         netcdf.write_bytes(members["posterior.nc"])
@@ -488,13 +513,28 @@ def _read_posterior(values: dict, members: dict, path) -> PosteriorState | None:
             idata = arviz_compat.from_netcdf(netcdf)
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad file
             _fail(path, f"posterior.nc cannot be read ({type(err).__name__}: {err}).")
-    return PosteriorState(
-        idata,
-        _array(members, "_posterior_embedding", path),
+    common = (
         values.get("posterior_method_"),
         values.get("posterior_noise_scale_"),
         values.get("posterior_gamma_"),
         values.get("posterior_diagnostics_"),
+    )
+    if not sites:
+        return PosteriorState(idata, _array(members, "_posterior_embedding", path), *common)
+    noise = (
+        _array(members, "_posterior_noise_draws", path)
+        if "arrays/_posterior_noise_draws.npy" in members
+        else None
+    )
+    return PosteriorState(
+        idata,
+        None,
+        *common,
+        shared_draws={site: _array(members, f"_posterior_shared.{site}", path) for site in sites},
+        shared_centre={site: _array(members, f"_posterior_centre.{site}", path) for site in sites},
+        noise_draws=noise,
+        input_scales=_array(members, "_posterior_input_scales", path),
+        scales=values.get("posterior_scales_"),
     )
 
 

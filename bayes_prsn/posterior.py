@@ -29,7 +29,15 @@ import numpyro
 from .models import personalized_regression
 from .svi import run_chunks
 
-__all__ = ["METHODS", "PosteriorDraws", "run_nuts", "run_laplace", "run_vi"]
+__all__ = [
+    "METHODS",
+    "PosteriorDraws",
+    "check_draw_counts",
+    "run_nuts",
+    "run_laplace",
+    "run_vi",
+    "sample_stats",
+]
 
 #: Names accepted by ``sample_posterior(method=...)``.
 METHODS = ("nuts", "laplace", "vi")
@@ -83,7 +91,7 @@ def _target(model_kwargs: dict, init_values: dict, fixed_values: dict, **static)
     return model, _as_jax(model_kwargs), init
 
 
-def _check_draw_counts(**counts) -> None:
+def check_draw_counts(**counts) -> None:
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
@@ -196,7 +204,7 @@ def run_nuts(
     """
     from numpyro.infer import MCMC, NUTS
 
-    _check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
+    check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
     if chain_method is None:
         chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
     if chain_method not in ("parallel", "sequential", "vectorized"):
@@ -250,14 +258,14 @@ def run_nuts(
         samples["embedding"] = centred - centred.mean(axis=2, keepdims=True) + shift[:, :, None]
     return PosteriorDraws(
         samples,
-        _sample_stats(mcmc),
+        sample_stats(mcmc),
         "nuts",
         time.perf_counter() - start,
         {"chain_method": chain_method, "num_warmup": num_warmup},
     )
 
 
-def _sample_stats(mcmc) -> dict:
+def sample_stats(mcmc) -> dict:
     """NUTS statistics of every draw, under ArviZ's names."""
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     n_steps = extra["num_steps"].astype(np.int64)
@@ -421,7 +429,7 @@ def run_laplace(
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-    _check_draw_counts(num_samples=num_samples)
+    check_draw_counts(num_samples=num_samples)
     if structure not in ("auto", "dense", "block"):
         raise ValueError(f"structure must be 'auto', 'dense' or 'block'; got {structure!r}.")
     start = time.perf_counter()
@@ -497,7 +505,7 @@ def run_vi(
     from numpyro.infer import SVI, Trace_ELBO, init_to_value
     from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
-    _check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
+    check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
     if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 0:
         raise ValueError(f"guide_rank must be an integer >= 0; got {guide_rank!r}.")
     start = time.perf_counter()

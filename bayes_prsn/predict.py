@@ -51,6 +51,7 @@ __all__ = [
     "nearest_training",
     "encoder_output",
     "training_codes",
+    "pooled_residuals",
     "predict_theta",
     "predictive_draws",
 ]
@@ -129,6 +130,18 @@ def training_codes(params, train: EncodedCovariates, tree, k: int) -> np.ndarray
     if params.encoder_weights is None:
         return params.embedding
     return _neighbour_codes(params, train, tree, train, k)
+
+
+def pooled_residuals(state, encoded: EncodedCovariates) -> np.ndarray:
+    """Each sample's pooled residual code: the mean MAP residual of its nearest training samples.
+
+    The code behind ``coef_`` (training samples) and ``predict_coef`` (new
+    ones) is the encoder's output plus this; the posterior holds it fixed
+    (:mod:`bayes_prsn.models.shared`). Needs the encoder.
+    """
+    params = state.params
+    codes = _neighbour_codes(params, state.encoded, state.neighbours, encoded, state.n_neighbors)
+    return codes - encoder_output(params.encoder_weights, encoded)
 
 
 def predict_theta(state, encoded, *, method, n_neighbors, gamma, prior, prior_scale):
@@ -230,12 +243,52 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
 def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, seed):
     """Posterior draws (draws, n_new) of new samples' mean response (or response).
 
-    In each draw a new sample's coefficients are the mean of its nearest
-    training samples' coefficients in that draw (the posterior counterpart
-    of the ``"neighbors"`` rule); ``noise`` adds the observation noise. Rows
-    are processed in blocks so that the neighbours' code draws never exceed
-    about 32 MB.
+    With draws of the shared parts (the default target), a new sample's
+    coefficients in each draw are the target's function of its covariates,
+    :math:`\bar\theta + Q^\top (g(u_*) + \bar r_*)`, with :math:`\bar r_*`
+    its neighbours' pooled residual (:func:`pooled_residuals`). With code
+    draws (no encoder) they are the mean of its nearest training samples'
+    coefficients in that draw. ``noise`` adds the observation noise (the
+    drawn noise scale where it was sampled). Rows are processed in blocks
+    so that no intermediate exceeds about 32 MB.
     """
+    if posterior.shared_draws is not None:
+        eta = _shared_eta(state, posterior, X, encoded)
+    else:
+        eta = _code_eta(state, posterior, X, encoded, n_neighbors)
+    likelihood = family(state.family)
+    if not noise:
+        return likelihood.mean(eta)
+    scale = posterior.noise_scale
+    if posterior.noise_draws is not None:
+        scale = posterior.noise_draws.reshape(-1)[:, None]
+    return likelihood.replicate(eta, scale, np.random.default_rng(seed))
+
+
+def _shared_eta(state, posterior, X, encoded) -> np.ndarray:
+    from .models import linearised_coefficients
+
+    draws = {k: v.reshape(-1, *v.shape[2:]) for k, v in posterior.shared_draws.items()}
+    n_draws = next(iter(draws.values())).shape[0]
+    features = encoder_features(encoded)
+    residual = pooled_residuals(state, encoded)
+    scales = posterior.input_scales
+    eta = np.empty((n_draws, X.shape[0]))
+    block = max(1, int(4e6 // max(n_draws * state.params.dictionary.shape[1], 1)))
+    for start in range(0, X.shape[0], block):
+        rows = slice(start, start + block)
+        theta = np.asarray(
+            linearised_coefficients(
+                posterior.shared_centre, draws, features[rows], residual[rows], scales
+            )
+        )
+        coef, intercept = state.to_original_units(theta.reshape(-1, theta.shape[-1]))
+        coef = coef.reshape(*theta.shape[:2], -1)
+        eta[:, rows] = np.sum(X[rows] * coef, axis=-1) + intercept.reshape(theta.shape[:2])
+    return eta
+
+
+def _code_eta(state, posterior, X, encoded, n_neighbors) -> np.ndarray:
     params = state.params
     neighbours = nearest_training(encoded, state.neighbours, params.covariate_weights, n_neighbors)
     codes = posterior.code_draws.reshape(-1, *posterior.code_draws.shape[2:])
@@ -251,7 +304,4 @@ def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, 
         coef, intercept = state.to_original_units(theta.reshape(-1, theta.shape[-1]))
         coef = coef.reshape(*theta.shape[:2], -1)
         eta[:, rows] = np.sum(X[rows] * coef, axis=-1) + intercept.reshape(theta.shape[:2])
-    likelihood = family(state.family)
-    if not noise:
-        return likelihood.mean(eta)
-    return likelihood.replicate(eta, posterior.noise_scale, np.random.default_rng(seed))
+    return eta

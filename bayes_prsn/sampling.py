@@ -1,24 +1,30 @@
 r"""Draws from the posterior of a fitted model: the target, the back-end table, the checks.
 
-The sampled target is the joint density of the fitted model with the
-dictionary :math:`Q` and the shared offset :math:`\bar\theta` held at their
-MAP values, so the draws are of the codes :math:`Z` (hence of every
-:math:`\theta_i = \bar\theta + Q^\top Z_i`) and of the covariate weights
-:math:`\phi`. Holding :math:`Q` fixes the rotation :math:`(Z, Q) \to (ZR,
-R^{-1}Q)` that leaves :math:`\theta` unchanged and stops a sampler over
-both from mixing. The likelihood enters at its actual noise level: for the
-gaussian family :math:`\sigma` is the held-out root mean squared error of
-the chosen smoothing (or the given ``noise_scale``), and :math:`\gamma` is
-scaled so that the smoothing chosen at ``fit``, :math:`\gamma\sigma^2`, is
-kept (for bernoulli and poisson the chosen likelihood power :math:`w`
-becomes :math:`\gamma / w` with power 1). The posterior is therefore centred
-on the MAP fit, with a width set by the noise. With the encoder the codes
-are sampled given its fitted weights, as given :math:`Q`.
+With the covariate encoder (the default) the sampled target is
+:func:`bayes_prsn.models.linearised_glm`: the parts all samples share
+(the encoder, the dictionary :math:`Q`, the offset :math:`\bar\theta`) are
+the unknowns, each sample's pooled residual code and the covariate weights
+:math:`\phi` are held at the MAP, and the model is linearised in the shared
+parts at the MAP, so that at the MAP every sample's coefficients are
+``coef_``. The scales that set the width, the prior precision of every block
+of shared parts and the gaussian noise scale, are learned by type-II
+maximum likelihood (:mod:`bayes_prsn.evidence`); nothing is fixed by the
+held-out smoothing choice. ``"laplace"`` draws from the Gaussian
+approximation at the MAP, ``"nuts"`` samples the target (and the noise
+scale) exactly, ``"vi"`` fits a Gaussian to it
+(:mod:`bayes_prsn.shared_posterior`).
+
+Without the encoder (``encoder_width=0``) the target is the joint density
+of the fitted model with :math:`Q` and :math:`\bar\theta` held at their MAP
+values: the draws are of the codes :math:`Z` and of :math:`\phi`, the
+gaussian noise scale is the held-out root mean squared error of the chosen
+smoothing and :math:`\gamma` is rescaled to keep the chosen smoothing
+(:mod:`bayes_prsn.posterior`); its width is not learned.
 
 :func:`sample_posterior` checks the request, estimates its memory, runs the
-back-end named in :data:`BACKENDS` (:mod:`bayes_prsn.posterior`), builds
-the ArviZ data (:func:`bayes_prsn.inference_data.to_inference_data`) and
-the convergence report, and returns a :class:`~bayes_prsn.state.PosteriorState`.
+back-end, builds the ArviZ data
+(:func:`bayes_prsn.inference_data.to_inference_data`) and the convergence
+report, and returns a :class:`~bayes_prsn.state.PosteriorState`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .diagnostics import convergence_report
 from .inference_data import to_inference_data
 from .inputs import check_positive
 from .predict import encoder_output
+from .shared_posterior import SHARED_BACKENDS
 from .state import FittedState, PosteriorState
 
 __all__ = ["BACKENDS", "MEMORY_FRACTION", "sample_posterior", "posterior_memory_gb", "target"]
@@ -41,6 +48,9 @@ BACKENDS = {"nuts": posterior.run_nuts, "laplace": posterior.run_laplace, "vi": 
 #: ``sample_posterior`` refuses to start when its draws would need more than this share
 #: of the machine's memory (unless ``max_memory_gb`` says otherwise).
 MEMORY_FRACTION = 0.5
+#: Values of the hidden layer (draws x samples x units) computed at once for the
+#: shared target's coefficients (about 200 MB of float32 with their tangents).
+_LINEARISED_VALUES = 25_000_000
 
 
 def _physical_memory_gb() -> float:
@@ -81,7 +91,7 @@ def _check_memory(state: FittedState, total_draws: int, max_memory_gb) -> None:
 
 
 def target(state: FittedState):
-    """Model arguments of the sampled target, its gaussian noise scale (model units) and gamma."""
+    """The code target (no encoder): model arguments, gaussian noise scale (model units), gamma."""
     settings = dict(state.settings)
     gamma = float(settings["gamma"])
     noise_scale = state.posterior_noise_scale
@@ -126,41 +136,143 @@ def sample_posterior(
     """Run the back-end ``method`` on the fitted model's target (see the module docstring)."""
     import jax
 
-    from .version import __version__
-
     if method not in BACKENDS:
         raise ValueError(f"method must be one of {posterior.METHODS}; got {method!r}.")
     num_samples, total_draws = _draw_counts(method, num_samples, num_warmup, num_chains, thinning)
     _check_memory(state, total_draws, max_memory_gb)
     key = jax.random.PRNGKey(int(random_state))
+    static = {"progress_bar": progress_bar}
+    if method == "nuts":
+        static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
+    run = _sample_shared if state.params.encoder_weights is not None else _sample_codes
+    return run(state, method, key, num_samples, static, options, int(random_state))
+
+
+def _attrs(method: str, draws, conditioned_on: str) -> dict:
+    from .version import __version__
+
+    return {
+        "inference_library": "bayes_prsn",
+        "inference_library_version": __version__,
+        "method": method,
+        "conditioned_on": conditioned_on,
+        "sampling_time": draws.seconds,
+    }
+
+
+def _sample_shared(state, method, key, num_samples, static, options, seed) -> PosteriorState:
+    """The default target: the shared parts, with learned scales (:mod:`bayes_prsn.evidence`)."""
+    from .evidence import flatten, shared_target, unflatten
+    from .models import linearised_coefficients
+
+    target = shared_target(state)
+    draws = SHARED_BACKENDS[method](key, target, num_samples=num_samples, **static, **options)
+    flat = np.asarray(draws.samples["shared"], dtype=np.float32)
+    shape = flat.shape[:2]
+    centre = flatten(target.sites, target.shapes)
+    deltas = unflatten((flat - centre).reshape(-1, flat.shape[-1]), target.shapes)
+
+    import jax
+
+    linearised = jax.jit(linearised_coefficients)
+    width = max(int(target.input_scales.shape[0]), state.params.dictionary.shape[1])
+    # Draws per call: the hidden layer of every draw and sample is held at once.
+    per_call = max(1, int(_LINEARISED_VALUES // (state.n_samples * width)))
+
+    def coefficients(start, stop):
+        parts = []
+        for begin in range(start, stop, per_call):
+            part = {k: v[begin : min(begin + per_call, stop)] for k, v in deltas.items()}
+            parts.append(
+                np.asarray(
+                    linearised(
+                        target.sites,
+                        part,
+                        target.features,
+                        target.residual_codes,
+                        target.input_scales,
+                    ),
+                    dtype=float,
+                )
+            )
+        return np.concatenate(parts)
+
+    noise = state.scaling.noise_to_original(target.noise_scale)
+    noise_draws = None
+    if "noise_scale" in draws.samples:
+        noise_draws = state.scaling.noise_to_original(1.0) * np.asarray(
+            draws.samples["noise_scale"], dtype=float
+        )
+    scales = {
+        "precisions": dict(target.precisions),
+        "effective_parameters": target.effective_parameters,
+        "iterations": target.iterations,
+    }
+    constant = {f"prior_precision_{name}": (value, ()) for name, value in target.precisions.items()}
+    constant["effective_parameters"] = (target.effective_parameters, ())
+    constant["covariate_weights"] = (state.params.covariate_weights, ("covariate",))
+    if noise is not None:
+        constant["noise_scale"] = (noise, ())
+    learned = "prior precisions" + (" and noise scale" if noise is not None else "")
+    attrs = _attrs(
+        method,
+        draws,
+        f"pooled residual codes, covariate weights (MAP); {learned} learned by type-II "
+        "maximum likelihood",
+    )
+    idata = to_inference_data(
+        draws,
+        coefficients=coefficients,
+        shape=shape,
+        to_original_units=state.to_original_units,
+        X=state.X,
+        y=state.y,
+        family=state.family,
+        noise_scale=noise if noise_draws is None else noise_draws,
+        sample_index=state.sample_index,
+        feature_names=state.feature_labels,
+        covariate_names=state.encoder.feature_names,
+        fit_intercept=state.fit_intercept,
+        constant=constant,
+        seed=seed + 1,
+        attrs=attrs,
+    )
+    diagnostics = convergence_report(arviz_compat.group(idata, "posterior"), draws, stacklevel=4)
+    return PosteriorState(
+        idata,
+        None,
+        method,
+        noise,
+        None,
+        diagnostics,
+        shared_draws={
+            k: v.reshape(*shape, *v.shape[1:]).astype(np.float32) for k, v in deltas.items()
+        },
+        shared_centre=target.sites,
+        noise_draws=noise_draws,
+        input_scales=np.asarray(target.input_scales, dtype=float),
+        scales=scales,
+    )
+
+
+def _sample_codes(state, method, key, num_samples, static, options, seed) -> PosteriorState:
+    """Without the encoder: the codes and covariate weights given the MAP dictionary and offset."""
     model_kwargs, noise_scale, gamma = target(state)
     params = state.params
     fixed = {"dictionary": params.dictionary}
     if state.offset:
         fixed["offset"] = params.offset
     init = {"embedding": params.embedding, "covariate_weights": params.covariate_weights}
-    static = {
-        "family": state.family,
-        "rank": state.rank,
-        "prior": state.prior,
-        "offset": state.offset,
-        "progress_bar": progress_bar,
-    }
-    if method == "nuts":
-        static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
+    static = dict(
+        static, family=state.family, rank=state.rank, prior=state.prior, offset=state.offset
+    )
     draws = BACKENDS[method](
         key, model_kwargs, init, fixed, num_samples=num_samples, **static, **options
     )
     noise_original = state.scaling.noise_to_original(noise_scale)
-    attrs = {
-        "inference_library": "bayes_prsn",
-        "inference_library_version": __version__,
-        "method": method,
-        "conditioned_on": "dictionary, offset (MAP); noise_scale and gamma fixed",
-        "sampling_time": draws.seconds,
-    }
-    idata = _inference_data(state, draws, noise_original, gamma, int(random_state) + 1, attrs)
-    diagnostics = convergence_report(arviz_compat.group(idata, "posterior"), draws, stacklevel=3)
+    attrs = _attrs(method, draws, "dictionary, offset (MAP); noise_scale and gamma fixed")
+    idata = _inference_data(state, draws, noise_original, gamma, seed + 1, attrs)
+    diagnostics = convergence_report(arviz_compat.group(idata, "posterior"), draws, stacklevel=4)
     return PosteriorState(
         idata,
         np.asarray(draws.samples["embedding"], dtype=np.float32),
@@ -186,10 +298,16 @@ def _inference_data(state: FittedState, draws, noise_original, gamma, seed: int,
     }
     if noise_original is not None:
         constant["noise_scale"] = (noise_original, ())
+    codes = np.asarray(draws.samples["embedding"])
+    flat_codes = codes.reshape(-1, *codes.shape[2:])
+
+    def coefficients(start, stop):
+        return params.offset + flat_codes[start:stop] @ params.dictionary
+
     return to_inference_data(
         draws,
-        dictionary=params.dictionary,
-        offset=params.offset,
+        coefficients=coefficients,
+        shape=codes.shape[:2],
         to_original_units=state.to_original_units,
         X=state.X,
         y=state.y,

@@ -146,18 +146,31 @@ class FittedState:
 class PosteriorState:
     """Draws from the posterior of a fitted model.
 
-    ``idata`` is the ArviZ data; ``code_draws`` the codes' draws (chain,
-    draw, n_samples, rank) as float32, for predictions; ``method`` the
-    back-end; ``noise_scale`` (user units) and ``gamma`` the values the
-    target held fixed; ``diagnostics`` R-hat, ESS and divergences.
+    ``idata`` is the ArviZ data; ``method`` the back-end; ``diagnostics``
+    R-hat, ESS and divergences. For predictions, the draws of the target's
+    unknowns: ``shared_draws`` (every shared site's displacement from its
+    MAP value ``shared_centre``, chain and draw first, model units; with the
+    encoder, the default) with the hidden units' ``input_scales``, or
+    ``code_draws`` (the codes' draws (chain, draw, n_samples, rank) as
+    float32; without the encoder). ``noise_scale``
+    is the gaussian noise scale (user units): learned by type-II maximum
+    likelihood, or the fixed one of the code target, whose ``gamma`` was
+    fixed too (None for the shared target); ``noise_draws`` its draws where
+    NUTS sampled it. ``scales`` are the learned prior precisions and the
+    effective number of parameters (:mod:`bayes_prsn.evidence`).
     """
 
     idata: object
-    code_draws: np.ndarray
+    code_draws: np.ndarray | None
     method: str
     noise_scale: float | None
-    gamma: float
+    gamma: float | None
     diagnostics: dict
+    shared_draws: dict | None = None
+    shared_centre: dict | None = None
+    noise_draws: np.ndarray | None = None
+    input_scales: np.ndarray | None = None
+    scales: dict | None = None
 
 
 def fitted_state(estimator) -> FittedState:

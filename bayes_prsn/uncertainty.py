@@ -45,21 +45,28 @@ class UncertaintyMixin:
     ):
         r"""Draw from the posterior of every sample's model; sets and returns ``idata_``.
 
-        The draws are of the codes :math:`Z` (hence of every
-        :math:`\theta_i = \bar\theta + Q^\top Z_i`) and of the covariate weights
-        :math:`\phi`, with :math:`Q` and :math:`\bar\theta` held at their MAP
-        values and the likelihood at its held-out noise level; the posterior is
-        centred on the MAP fit (see :mod:`bayes_prsn.sampling` for the target).
+        With the covariate encoder (the default) the draws are of the parts
+        all samples share, the encoder, the dictionary :math:`Q` and the
+        offset :math:`\bar\theta`, in the model linearised at the MAP, with
+        each sample's pooled residual code and the covariate weights at the
+        MAP; every :math:`\theta_i` follows. The prior precisions of the
+        shared parts and the gaussian noise scale are learned from the data
+        (type-II maximum likelihood; NUTS and VI also sample the noise
+        scale). Without the encoder the draws are of the codes :math:`Z` and
+        the covariate weights given the MAP :math:`Q` and :math:`\bar\theta`,
+        at the held-out noise level. See :mod:`bayes_prsn.sampling`.
 
         Parameters
         ----------
         method : {"nuts", "laplace", "vi"}, default "nuts"
-            ``"nuts"``: NUTS, every chain started at (or near) the MAP; diagonal
-            mass for the centred codes and dense for :math:`\phi` and the
-            codes' common shift. ``"laplace"``: a Gaussian at the MAP with the
-            inverse Hessian as covariance (dense up to 4000 unknowns, each
-            sample's code block given its neighbours beyond). ``"vi"``: a
-            low-rank-plus-diagonal Gaussian fitted by SVI (large N).
+            ``"nuts"``: NUTS, every chain started at (or near) the MAP, in
+            coordinates whitened by the Gaussian approximation. ``"laplace"``:
+            the Gaussian approximation at the MAP (covariance from the
+            Gauss-Newton curvature and the learned scales; seconds, any N).
+            ``"vi"``: a low-rank-plus-diagonal Gaussian fitted by SVI.
+            (Without the encoder: NUTS with diagonal mass for the centred codes
+            and dense for :math:`\phi` and the codes' common shift; a Gaussian
+            with the inverse Hessian, dense up to 4000 unknowns; SVI.)
         num_warmup : int, default 1000
             Warm-up iterations per chain (NUTS only).
         num_samples : int, optional
@@ -89,12 +96,15 @@ class UncertaintyMixin:
         -------
         ArviZ ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (ArviZ 1.x).
         Groups: ``posterior`` (``coef`` with dims (chain, draw, obs_id,
-        feature), ``intercept`` (chain, draw, obs_id), ``covariate_weights``),
-        ``log_likelihood`` (``y`` only, so ``az.loo`` works),
-        ``posterior_predictive``, ``observed_data``, ``constant_data`` (``X``
-        and the quantities held fixed: ``dictionary``, ``offset_coef``,
-        ``offset_intercept``, ``noise_scale``, ``gamma``) and, for NUTS,
-        ``sample_stats``.
+        feature), ``intercept`` (chain, draw, obs_id), ``noise_scale`` where
+        sampled (gaussian, NUTS and VI) and, without the encoder,
+        ``covariate_weights``), ``log_likelihood`` (``y`` only, so ``az.loo``
+        works), ``posterior_predictive``, ``observed_data``,
+        ``constant_data`` (``X``; the learned ``prior_precision_<site>``,
+        ``effective_parameters``, ``noise_scale`` (type-II ML) and the MAP
+        ``covariate_weights``; without the encoder the quantities held
+        fixed: ``dictionary``, ``offset_coef``, ``offset_intercept``,
+        ``noise_scale``, ``gamma``) and, for NUTS, ``sample_stats``.
 
         Warns
         -----

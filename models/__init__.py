@@ -2,7 +2,8 @@
 
 Installed as :mod:`bayes_prsn.models` (never as a top-level ``models``).
 ``personalized`` is the joint log-density, ``families`` the likelihood
-families and ``encoder`` the covariate encoder and its sites.
+families, ``encoder`` the covariate encoder and its sites, and ``shared``
+the posterior's target (the shared parts of a fitted model as unknowns).
 """
 
 from .encoder import (
@@ -24,6 +25,7 @@ from .personalized import (
     personalized_regression,
     personalized_regression_minibatch,
 )
+from .shared import SHARED_SITES, linearised_coefficients, linearised_glm, shared_coefficients
 
 __all__ = [
     "CODE_SITES",
@@ -34,6 +36,7 @@ __all__ = [
     "LOG_RATE_BOUND",
     "LOGIT_BOUND",
     "PRIORS",
+    "SHARED_SITES",
     "code_site",
     "code_log_prior",
     "codes_from_sites",
@@ -45,4 +48,7 @@ __all__ = [
     "fitted_encoder_weights",
     "personalized_regression",
     "personalized_regression_minibatch",
+    "linearised_coefficients",
+    "linearised_glm",
+    "shared_coefficients",
 ]

@@ -53,8 +53,12 @@ def test_round_trip_with_posterior_and_labels(framed, tmp_path):
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     assert loaded.posterior_method_ == "laplace"
-    summary = loaded.summary(var_names="covariate_weights")
-    np.testing.assert_allclose(summary["mean"], est.summary(var_names="covariate_weights")["mean"])
+    summary = loaded.summary(var_names="intercept")
+    np.testing.assert_allclose(summary["mean"], est.summary(var_names="intercept")["mean"])
+    # The learned scales and the shared parts' draws come back too.
+    assert loaded.posterior_state_.scales == est.posterior_state_.scales
+    for site, value in est.posterior_state_.shared_draws.items():
+        np.testing.assert_array_equal(loaded.posterior_state_.shared_draws[site], value)
 
 
 def test_classifier_round_trip(fitted_classifier, logistic, tmp_path):

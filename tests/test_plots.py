@@ -69,18 +69,18 @@ def test_arviz_plots_work_on_idata(short_nuts, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         if arviz_compat.is_arviz_1():
             figures = [
-                az.plot_trace_dist(idata, var_names=["covariate_weights"]),
+                az.plot_trace_dist(idata, var_names=["noise_scale"]),
                 az.plot_forest(idata, var_names=["intercept"], coords={"obs_id": ["s0", "s1"]}),
                 az.plot_ppc_dist(idata, num_samples=10),
-                az.plot_rank(idata, var_names=["covariate_weights"]),
+                az.plot_rank(idata, var_names=["noise_scale"]),
             ]
             for number, collection in enumerate(figures):
                 collection.savefig(tmp_path / f"arviz{number}.png")
         else:
-            az.plot_trace(idata, var_names=["covariate_weights"])
+            az.plot_trace(idata, var_names=["noise_scale"])
             az.plot_forest(idata, var_names=["intercept"], coords={"obs_id": ["s0", "s1"]})
             az.plot_ppc(idata, num_pp_samples=10)
-            az.plot_rank(idata, var_names=["covariate_weights"])
+            az.plot_rank(idata, var_names=["noise_scale"])
             for number in plt.get_fignums():
                 plt.figure(number).savefig(tmp_path / f"arviz{number}.png")
     plt.close("all")

@@ -1,0 +1,231 @@
+r"""Posterior back-ends for the shared parts: Laplace, NUTS and VI on one target.
+
+The target is :func:`bayes_prsn.models.linearised_glm` with the scales
+learned in :func:`bayes_prsn.evidence.shared_target`. All three back-ends
+work in whitened coordinates :math:`u`, with the shared parts
+:math:`w = \hat w + C u` for the MAP :math:`\hat w` and the Cholesky
+factor :math:`C` of the Gaussian approximation's covariance; the map is
+linear, so the density of :math:`w` is the model's.
+
+``"laplace"``
+    :math:`u \sim N(0, I)`: the Gaussian (linearised Laplace) approximation
+    at the MAP, the noise scale at its learned value.
+``"nuts"``
+    NUTS on the exact density of :math:`u` (hence of :math:`w`), with the
+    gaussian noise scale sampled too (prior :math:`\mathrm{HalfNormal}(1)`,
+    model units); in whitened coordinates the posterior is close to a
+    standard normal, so NUTS mixes in a few steps per draw.
+``"vi"``
+    a Gaussian with low-rank-plus-diagonal covariance in :math:`u` fitted by
+    SVI from the Laplace approximation (and the noise scale's guide).
+
+Each back-end returns :class:`~bayes_prsn.posterior.PosteriorDraws` whose
+``samples`` hold ``shared`` (the flat shared parts, in the order of
+:func:`bayes_prsn.evidence.flatten`) and, where drawn, ``noise_scale``
+(model units), shaped ``(chain, draw, ...)``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+
+from .evidence import SharedTarget, flatten, precision_vector
+from .models import family, linearised_glm
+from .posterior import PosteriorDraws, check_draw_counts, sample_stats
+from .svi import run_chunks
+
+__all__ = ["SHARED_BACKENDS", "run_shared_laplace", "run_shared_nuts", "run_shared_vi"]
+
+
+def _whitened(target: SharedTarget, *, sample_noise: bool):
+    """The target in whitened coordinates, its centre (the MAP) and Cholesky factor."""
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    centre = jnp.asarray(flatten(target.sites, target.shapes), dtype=jnp.float32)
+    factor = jnp.asarray(np.linalg.cholesky(target.covariance), dtype=jnp.float32)
+    arguments = {
+        "eta": jnp.asarray(target.eta, dtype=jnp.float32),
+        "jacobian": jnp.asarray(target.jacobian, dtype=jnp.float32),
+        "centre": centre,
+        "precision": jnp.asarray(
+            precision_vector(target.precisions, target.shapes), dtype=jnp.float32
+        ),
+        "y": jnp.asarray(target.y, dtype=jnp.float32),
+        "family": target.family,
+        "noise_scale": None if sample_noise else target.noise_scale,
+    }
+    dimension = centre.shape[0]
+
+    def model():
+        u = numpyro.sample(
+            "whitened", dist.ImproperUniform(constraints.real, (), event_shape=(dimension,))
+        )
+        with numpyro.handlers.condition(data={"shared": centre + factor @ u}):
+            linearised_glm(**arguments)
+
+    return model, centre, factor
+
+
+def _flat_draws(centre, factor, whitened) -> np.ndarray:
+    """The flat shared parts (chain, draw, D) of whitened draws (chain, draw, D)."""
+    return np.asarray(centre)[None, None] + np.einsum("cdj,ij->cdi", whitened, np.asarray(factor))
+
+
+def _samples_noise(target: SharedTarget) -> bool:
+    return family(target.family).has_noise_scale and target.noise_scale is not None
+
+
+def run_shared_laplace(rng_key, target: SharedTarget, *, num_samples: int = 1000, **_):
+    """Independent draws of the Gaussian approximation (noise scale at its learned value)."""
+    check_draw_counts(num_samples=num_samples)
+    start = time.perf_counter()
+    _, centre, factor = _whitened(target, sample_noise=False)
+    whitened = np.asarray(jax.random.normal(rng_key, (1, num_samples, centre.shape[0])))
+    return PosteriorDraws(
+        {"shared": _flat_draws(centre, factor, whitened)},
+        {},
+        "laplace",
+        time.perf_counter() - start,
+        {"dimension": int(centre.shape[0])},
+    )
+
+
+def run_shared_nuts(
+    rng_key,
+    target: SharedTarget,
+    *,
+    num_warmup: int = 1000,
+    num_samples: int = 2000,
+    num_chains: int = 4,
+    chain_method: str | None = None,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    init_jitter: float = 0.5,
+    thinning: int = 1,
+    progress_bar: bool = False,
+) -> PosteriorDraws:
+    """NUTS on the whitened target; chain 0 starts at the MAP, the others ``init_jitter`` away."""
+    from numpyro.infer import MCMC, NUTS
+
+    check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
+    if chain_method is None:
+        chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
+    start = time.perf_counter()
+    sample_noise = _samples_noise(target)
+    model, centre, factor = _whitened(target, sample_noise=sample_noise)
+    kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        thinning=thinning,
+        progress_bar=progress_bar,
+    )
+    key_init, key_run = jax.random.split(rng_key)
+    keys = jax.random.split(key_init, 2)
+    jitter = init_jitter * jax.random.normal(keys[0], (num_chains, centre.shape[0]))
+    starts = {"whitened": jitter.at[0].set(0.0)}
+    if sample_noise:
+        # Unconstrained (log) noise scale, around the learned value.
+        noise = np.log(target.noise_scale) + 0.1 * init_jitter * jax.random.normal(
+            keys[1], (num_chains,)
+        )
+        starts["noise_scale"] = noise.at[0].set(np.log(target.noise_scale))
+    if num_chains == 1:
+        starts = {name: value[0] for name, value in starts.items()}
+    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
+    mcmc.run(key_run, init_params=starts, extra_fields=(*fields, "adapt_state.step_size"))
+    raw = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    samples = {"shared": _flat_draws(centre, factor, raw["whitened"])}
+    if sample_noise:
+        samples["noise_scale"] = raw["noise_scale"]
+    return PosteriorDraws(
+        samples,
+        sample_stats(mcmc),
+        "nuts",
+        time.perf_counter() - start,
+        {"chain_method": chain_method, "num_warmup": num_warmup},
+    )
+
+
+def run_shared_vi(
+    rng_key,
+    target: SharedTarget,
+    *,
+    num_samples: int = 1000,
+    num_steps: int = 2000,
+    guide_rank: int = 8,
+    step_size: float = 0.01,
+    chunk_size: int = 250,
+    progress_bar: bool = False,
+) -> PosteriorDraws:
+    """A Gaussian guide in whitened coordinates, started at the Laplace approximation."""
+    from numpyro.infer import SVI, Trace_ELBO, init_to_value
+    from numpyro.infer.autoguide import AutoLowRankMultivariateNormal
+
+    check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
+    if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 1:
+        raise ValueError(f"guide_rank must be an integer >= 1; got {guide_rank!r}.")
+    start = time.perf_counter()
+    sample_noise = _samples_noise(target)
+    model, centre, factor = _whitened(target, sample_noise=sample_noise)
+    values = {"whitened": jnp.zeros(centre.shape[0])}
+    if sample_noise:
+        values["noise_scale"] = jnp.float32(target.noise_scale)
+    guide = AutoLowRankMultivariateNormal(
+        model, init_loc_fn=init_to_value(values=values), rank=guide_rank, init_scale=1.0
+    )
+    total = float(num_steps)
+
+    def schedule(step):
+        return step_size * 0.01 ** jnp.minimum(step / total, 1.0)
+
+    svi = SVI(model, guide, numpyro.optim.ClippedAdam(schedule), Trace_ELBO())
+    key_init, key_draw = jax.random.split(rng_key)
+    state = svi.init(key_init)
+
+    @jax.jit
+    def run_chunk(state):
+        def body(carry, _):
+            return svi.stable_update(carry)
+
+        return jax.lax.scan(body, state, None, length=chunk_size)
+
+    state, losses, _ = run_chunks(
+        lambda state, index: run_chunk(state),
+        state,
+        max_steps=num_steps,
+        chunk_size=chunk_size,
+        progress_bar=progress_bar,
+        description="posterior (VI)",
+        label="elbo_loss",
+    )
+    if not np.isfinite(losses[-chunk_size:]).any():
+        raise FloatingPointError(
+            "the ELBO was not finite at the end of variational inference; try a smaller "
+            "step_size or method='laplace'."
+        )
+    params = svi.get_params(state)
+    drawn = guide.sample_posterior(key_draw, params, sample_shape=(num_samples,))
+    samples = {"shared": _flat_draws(centre, factor, np.asarray(drawn["whitened"])[None])}
+    if sample_noise:
+        samples["noise_scale"] = np.asarray(drawn["noise_scale"])[None]
+    return PosteriorDraws(
+        samples,
+        {},
+        "vi",
+        time.perf_counter() - start,
+        {"losses": losses, "guide_rank": guide_rank, "num_steps": len(losses)},
+    )
+
+
+#: The back-ends of the shared target by ``method`` name.
+SHARED_BACKENDS = {"nuts": run_shared_nuts, "laplace": run_shared_laplace, "vi": run_shared_vi}

@@ -1,0 +1,196 @@
+"""The posterior is right: learned scales, simulation-based calibration, coverage with known truth.
+
+- ``mackay_scales`` recovers the noise scale and the prior precision of a
+  Bayesian linear regression whose truth is known.
+- Simulation-based calibration (Talts et al. 2018) of the NUTS back-end on
+  the linearised target: parameters drawn from the target's prior, data from
+  its likelihood, NUTS run on them; the rank of the truth among the draws
+  must be uniform for every checked quantity (chi-square test over bins,
+  not rejected at the 1% level after a Bonferroni correction).
+- Coverage of the true per-sample coefficients by default ``fit`` and
+  ``sample_posterior`` calls on a simulation (seeds the benchmarks do not use).
+"""
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayes_prsn import ConvergenceWarning, PersonalizedRegression, simulate
+from bayes_prsn.evidence import SharedTarget, mackay_scales
+from bayes_prsn.shared_posterior import run_shared_laplace, run_shared_nuts
+
+
+def _linear_target(J, y, precision, noise_scale, centre, family="gaussian"):
+    """A ``SharedTarget`` whose shared parts are one flat site ("offset"), linear in eta."""
+    dimension = J.shape[1]
+    gram = J.T @ J / (noise_scale**2 if noise_scale else 1.0)
+    covariance = np.linalg.inv(gram + precision * np.eye(dimension))
+    return SharedTarget(
+        family=family,
+        X=np.zeros((J.shape[0], 1)),
+        y=y,
+        features=np.zeros((J.shape[0], 1)),
+        residual_codes=np.zeros((J.shape[0], 1)),
+        input_scales=np.ones(1),
+        sites={"offset": centre},
+        shapes={"offset": (dimension,)},
+        precisions={"offset": precision},
+        noise_scale=noise_scale,
+        effective_parameters=float(dimension),
+        covariance=covariance,
+        iterations=0,
+        eta=J @ centre,
+        jacobian=J.astype(np.float32),
+    )
+
+
+def test_mackay_recovers_noise_and_prior_precision():
+    """Known truth: D = 20 coefficients with prior precision 4, N = 3000 rows, noise 0.5.
+
+    At the least-squares fit the fixed point's noise scale is within 3% of
+    the truth (its sampling error is about 1.3%) and the precision within a
+    factor 1.5 (it is estimated from 20 coefficients: about 30% error).
+    """
+    rng = np.random.default_rng(0)
+    n, d, alpha, sigma = 3000, 20, 4.0, 0.5
+    w = rng.normal(0, 1 / np.sqrt(alpha), d)
+    J = rng.standard_normal((n, d))
+    y = J @ w + sigma * rng.standard_normal(n)
+    w_hat = np.linalg.lstsq(J, y, rcond=None)[0]
+    squared_error = float(np.sum((y - J @ w_hat) ** 2))
+    precisions, noise_variance, effective, covariance, _ = mackay_scales(
+        J.T @ J, squared_error, w_hat, {"offset": (d,)}, True, n
+    )
+    assert np.sqrt(noise_variance) == pytest.approx(sigma, rel=0.03)
+    assert 1 / 1.5 < precisions["offset"] / alpha < 1.5
+    assert 0 < effective <= d
+    assert covariance.shape == (d, d)
+
+
+def test_laplace_draws_have_the_target_covariance():
+    """The whitened draws of the Laplace back-end have the target's mean and covariance."""
+    rng = np.random.default_rng(1)
+    J = rng.standard_normal((40, 3))
+    y = rng.standard_normal(40)
+    target = _linear_target(J, y, 2.0, 0.7, np.array([0.3, -0.2, 0.1]))
+    draws = run_shared_laplace(jax.random.PRNGKey(0), target, num_samples=20000)
+    flat = draws.samples["shared"].reshape(-1, 3)
+    np.testing.assert_allclose(flat.mean(axis=0), [0.3, -0.2, 0.1], atol=0.01)
+    np.testing.assert_allclose(np.cov(flat.T), target.covariance, rtol=0.05, atol=1e-3)
+
+
+def _ranks(truth, draws):
+    return int(np.sum(draws < truth))
+
+
+def _uniformity_p(ranks, n_draws, bins=5):
+    counts = np.histogram(ranks, bins=bins, range=(0, n_draws + 1))[0]
+    return stats.chisquare(counts).pvalue
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_of_nuts():
+    """SBC of ``run_shared_nuts`` on a gaussian linearised target, noise scale sampled.
+
+    60 replicates; each draws w ~ N(0, 1/alpha), sigma ~ HalfNormal(1) (the
+    target's priors), y from the linearised likelihood, and runs NUTS (1
+    chain, 300 warm-up, 300 draws thinned to 100). Quantities: two entries
+    of w, one linear predictor, sigma. Uniformity of each rank histogram
+    (5 bins) is not rejected at 1% / 4.
+    """
+    rng = np.random.default_rng(2)
+    n, d, alpha, replicates = 25, 3, 1.0, 60
+    J = rng.standard_normal((n, d))
+    centre = np.zeros(d)
+    ranks = {name: [] for name in ("w0", "w2", "eta0", "sigma")}
+    n_kept = 100
+    for replicate in range(replicates):
+        w = rng.normal(0, 1 / np.sqrt(alpha), d)
+        sigma = abs(rng.normal())
+        y = J @ w + sigma * rng.standard_normal(n)
+        # The whitening uses a Laplace approximation at a rough scale guess:
+        # only the starting geometry, not the target, depends on it.
+        target = _linear_target(J, y, alpha, max(float(np.std(y)), 0.05), centre)
+        draws = run_shared_nuts(
+            jax.random.PRNGKey(replicate),
+            target,
+            num_warmup=300,
+            num_samples=300,
+            num_chains=1,
+            thinning=3,
+        )
+        shared = draws.samples["shared"].reshape(-1, d)
+        noise = draws.samples["noise_scale"].reshape(-1)
+        assert shared.shape[0] == n_kept
+        ranks["w0"].append(_ranks(w[0], shared[:, 0]))
+        ranks["w2"].append(_ranks(w[2], shared[:, 2]))
+        ranks["eta0"].append(_ranks(J[0] @ w, shared @ J[0]))
+        ranks["sigma"].append(_ranks(sigma, noise))
+    for name, values in ranks.items():
+        assert _uniformity_p(np.array(values), n_kept) > 0.01 / len(ranks), name
+
+
+def _coverage(estimator, data, levels=(0.5, 0.8, 0.9, 0.95)):
+    from bayes_prsn import arviz_compat
+
+    posterior = arviz_compat.group(estimator.idata_, "posterior")
+    draws = np.concatenate(
+        [posterior["coef"].values, posterior["intercept"].values[..., None]], axis=-1
+    )
+    draws = draws.reshape(-1, *draws.shape[2:])
+    truth = np.column_stack([data.coef, data.intercept])
+    found = {}
+    for level in levels:
+        lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        found[level] = float(np.mean((truth >= lower) & (truth <= upper)))
+    mean, sd = draws.mean(axis=0), draws.std(axis=0)
+    sharpness = np.sqrt(np.mean((mean - truth) ** 2)) / np.sqrt(np.mean(sd**2))
+    return found, float(sharpness)
+
+
+@pytest.mark.slow
+def test_default_nuts_covers_at_every_level():
+    """Default fit and NUTS on the issue-3 setting, N = 200 (seed 7, not a benchmark seed).
+
+    Issue 15 asks for coverage within +-0.05 of each level on average over
+    data sets (measured in ``benchmarks/posterior.py``: nine seeds averaged
+    0.458 / 0.755 / 0.865 / 0.929 at 50 / 80 / 90 / 95%). One data set's
+    coverage varies around that average: its standard deviation over the
+    nine seeds was about 0.05 at every level, so one data set is held to
+    +-0.10 (two standard deviations). Likewise the sharpness (posterior
+    mean RMSE / posterior sd; the issue asks 0.8-1.25 on average) ranged
+    0.85-1.44 over those seeds, standard deviation 0.18: one data set is held
+    to 0.7-1.5. Convergence
+    is held to the issue's targets: max split R-hat <= 1.01, min bulk ESS
+    >= 400, no divergences.
+    """
+    data = simulate.make_low_rank(
+        n_samples=200,
+        n_features=3,
+        n_informative=2,
+        n_noise_covariates=0,
+        rank=2,
+        noise=0.3,
+        random_state=7,
+    )
+    estimator = PersonalizedRegression(random_state=7).fit(
+        data.X, data.y, covariates=data.covariates
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        estimator.sample_posterior(random_state=7)
+    diagnostics = estimator.posterior_diagnostics_
+    assert diagnostics["divergences"] == 0
+    assert diagnostics["max_rhat"] <= 1.01
+    assert diagnostics["min_ess_bulk"] >= 400
+    coverage, sharpness = _coverage(estimator, data)
+    for level, found in coverage.items():
+        assert abs(found - level) <= 0.10, (level, found)
+    assert 0.7 <= sharpness <= 1.5, sharpness
+    # Informative: 90% intervals narrower on average than 60% of the spread of
+    # the true coefficients across samples.
+    lower, upper = estimator.coef_interval(0.9)
+    assert np.all((upper - lower).mean(axis=0) < 0.6 * 2 * 1.645 * data.coef.std(axis=0))
