@@ -1,17 +1,27 @@
-"""Posterior back-ends: time, convergence on the coefficients and interval coverage.
+"""Posterior back-ends: interval coverage at four levels, sharpness, coherence, time, convergence.
 
-Data: ``simulate.make_low_rank`` with p = 3 predictors, two informative
-covariates, rank 2, noise 0.3 (the setting named in issue 3). For each seed
-the MAP is fitted with default settings, then the posterior is sampled with
-the default ``sample_posterior`` settings of the method.
+For each seed, data come from a ``bayes_prsn.simulate`` generator at its
+default settings (``--generator issue3``: ``make_low_rank`` with p = 3,
+two informative covariates, rank 2, noise 0.3, the setting of the earlier
+tables), with ``--n-samples`` training samples plus a quarter as many new
+samples from the same draw. The MAP is fitted with default settings, then
+``sample_posterior(method=...)`` runs with its defaults.
 
-Reported per run: sampling time (wall, compilation included, fresh JAX
-caches only for the first run of a process), max split R-hat and min bulk
-and tail ESS over every coefficient and intercept, divergences, and the
-share of true coefficients (and intercepts) inside the 90% HDI.
+Reported per run:
+- coverage: share of the true per-sample coefficients and intercepts inside
+  their equal-tailed 50, 80, 90 and 95% intervals;
+- sharpness: RMSE of the posterior mean / root mean posterior variance
+  (1 when the intervals are as wide as the errors);
+- coherence: median |coef_ - posterior mean| / posterior sd;
+- theta-MSE (coefficients, no intercepts) of ``coef_`` and of the posterior mean;
+- predictive coverage (gaussian): share of the new samples' responses inside
+  their 50 and 90% posterior predictive intervals;
+- sampling seconds (compilation, the learned scales and the ArviZ
+  conversion included), and for NUTS max split R-hat, min bulk and tail ESS
+  over every coefficient and intercept, and divergences.
 
-    python benchmarks/posterior.py --method nuts --n-samples 200 --seeds 0 1 2
-    python benchmarks/posterior.py --method vi --n-samples 20000 --seeds 0
+    python benchmarks/posterior.py --generator issue3 --n-samples 200 --method nuts --seeds 100 101
+    python benchmarks/posterior.py --generator logistic --n-samples 1000 --method laplace
 """
 
 from __future__ import annotations
@@ -19,85 +29,123 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from bayes_prsn import PersonalizedRegression, simulate
+from bayes_prsn import (
+    ConvergenceWarning,
+    PersonalizedClassifier,
+    PersonalizedRegression,
+    arviz_compat,
+    simulate,
+)
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
 
 
-def run(method: str, n_samples: int, seed: int, prob: float = 0.9) -> dict:
-    data = simulate.make_low_rank(
-        n_samples=n_samples,
-        n_features=3,
-        n_informative=2,
-        n_noise_covariates=0,
-        rank=2,
-        noise=0.3,
-        random_state=seed,
-    )
+def make_data(generator: str, n_samples: int, seed: int):
+    total = n_samples + n_samples // 4
+    if generator == "issue3":
+        return simulate.make_low_rank(
+            n_samples=total,
+            n_features=3,
+            n_informative=2,
+            n_noise_covariates=0,
+            rank=2,
+            noise=0.3,
+            random_state=seed,
+        )
+    return simulate.GENERATORS[generator](n_samples=total, random_state=seed)
+
+
+def _split(data, n_samples: int):
+    cov = data.covariates
+    train = (data.X[:n_samples], data.y[:n_samples], cov.iloc[:n_samples])
+    new = (data.X[n_samples:], data.y[n_samples:], cov.iloc[n_samples:].reset_index(drop=True))
+    return train, new
+
+
+def run(generator: str, method: str, n_samples: int, seed: int) -> dict:
+    data = make_data(generator, n_samples, seed)
+    (X, y, cov), (X_new, y_new, cov_new) = _split(data, n_samples)
+    if data.family == "bernoulli":
+        estimator = PersonalizedClassifier(random_state=seed)
+    else:
+        estimator = PersonalizedRegression(family=data.family, random_state=seed)
     start = time.perf_counter()
-    estimator = PersonalizedRegression(random_state=seed).fit(
-        data.X, data.y, covariates=data.covariates
-    )
+    estimator.fit(X, y, covariates=cov)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    estimator.sample_posterior(method=method, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.sample_posterior(method=method, random_state=seed)
     seconds = time.perf_counter() - start
-    lower, upper = estimator.coef_interval(prob)
-    inside = (data.coef >= lower) & (data.coef <= upper)
-    ilower, iupper = estimator.intercept_interval(prob)
-    inside_intercept = (data.intercept >= ilower) & (data.intercept <= iupper)
-    from bayes_prsn import arviz_compat
-
-    posterior_mean = arviz_compat.group(estimator.idata_, "posterior")["coef"].values.mean(
-        axis=(0, 1)
+    posterior = arviz_compat.group(estimator.idata_, "posterior")
+    draws = np.concatenate(
+        [posterior["coef"].values, posterior["intercept"].values[..., None]], axis=-1
     )
-    diagnostics = estimator.posterior_diagnostics_
-    return {
+    draws = draws.reshape(-1, *draws.shape[2:])
+    truth = np.column_stack([data.coef[:n_samples], data.intercept[:n_samples]])
+    point = np.column_stack([estimator.coef_, estimator.intercept_])
+    mean, sd = draws.mean(axis=0), draws.std(axis=0)
+    row = {
+        "generator": generator,
+        "family": data.family,
         "method": method,
         "n_samples": n_samples,
         "seed": seed,
         "fit_seconds": round(fit_seconds, 2),
         "posterior_seconds": round(seconds, 2),
-        "max_rhat": diagnostics.get("max_rhat"),
-        "min_ess_bulk": diagnostics.get("min_ess_bulk"),
-        "min_ess_tail": diagnostics.get("min_ess_tail"),
-        "divergences": diagnostics.get("divergences"),
-        "coverage_coef": float(inside.mean()),
-        "coverage_intercept": float(inside_intercept.mean()),
-        "coverage_all": float(np.concatenate([inside.ravel(), inside_intercept]).mean()),
-        "theta_mse_map": float(np.mean((estimator.coef_ - data.coef) ** 2)),
-        "theta_mse_posterior_mean": float(
-            np.mean((posterior_mean.reshape(data.coef.shape) - data.coef) ** 2)
-        ),
     }
+    for level in LEVELS:
+        lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        row[f"coverage_{round(100 * level)}"] = float(np.mean((truth >= lower) & (truth <= upper)))
+    row["sharpness"] = float(np.sqrt(np.mean((mean - truth) ** 2)) / np.sqrt(np.mean(sd**2)))
+    row["coherence"] = float(np.median(np.abs(point - mean) / sd))
+    row["theta_mse_map"] = float(np.mean((point[:, :-1] - truth[:, :-1]) ** 2))
+    row["theta_mse_posterior_mean"] = float(np.mean((mean[:, :-1] - truth[:, :-1]) ** 2))
+    if data.family == "gaussian":
+        for level in (0.5, 0.9):
+            _, lower, upper = estimator.predict(
+                X_new, covariates=cov_new, return_interval=True, prob=level
+            )
+            inside = (y_new >= lower) & (y_new <= upper)
+            row[f"predictive_coverage_{round(100 * level)}"] = float(inside.mean())
+    diagnostics = estimator.posterior_diagnostics_
+    for key in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences"):
+        row[key] = diagnostics.get(key)
+    row["convergence_warnings"] = len(caught)
+    scales = estimator.posterior_state_.scales
+    if scales is not None:
+        row["effective_parameters"] = round(scales["effective_parameters"], 1)
+    row["noise_scale"] = estimator.posterior_noise_scale_
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", default="issue3", choices=["issue3", *simulate.GENERATORS])
     parser.add_argument("--method", default="nuts", choices=["nuts", "laplace", "vi"])
     parser.add_argument("--n-samples", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     parser.add_argument("--out", default=None, help="JSON file (default under results/)")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
-        row = run(args.method, args.n_samples, seed)
+        row = run(args.generator, args.method, args.n_samples, seed)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    keys = ["posterior_seconds", "max_rhat", "min_ess_bulk", "coverage_coef", "coverage_all"]
+    keys = [k for k in rows[0] if k not in ("generator", "family", "method", "n_samples", "seed")]
     medians = {
-        key: float(np.median([r[key] for r in rows if r[key] is not None]))
+        key: float(np.median([r[key] for r in rows if r.get(key) is not None]))
         for key in keys
-        if any(r[key] is not None for r in rows)
+        if any(r.get(key) is not None for r in rows)
     }
     print("median:", json.dumps(medians))
-    out = (
-        Path(args.out)
-        if args.out
-        else (Path(__file__).parent / "results" / f"posterior_{args.method}_{args.n_samples}.json")
-    )
+    name = f"posterior_{args.generator}_{args.method}_{args.n_samples}.json"
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": rows, "median": medians}, indent=2) + "\n")
 
