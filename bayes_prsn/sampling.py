@@ -163,7 +163,6 @@ def _attrs(method: str, draws, conditioned_on: str) -> dict:
 def _sample_shared(state, method, key, num_samples, static, options, seed) -> PosteriorState:
     """The default target: the shared parts, with learned scales (:mod:`bayes_prsn.evidence`)."""
     from .evidence import flatten, shared_target, unflatten
-    from .models import linearised_coefficients
 
     target = shared_target(state)
     draws = SHARED_BACKENDS[method](key, target, num_samples=num_samples, **static, **options)
@@ -172,31 +171,7 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
     centre = flatten(target.sites, target.shapes)
     deltas = unflatten((flat - centre).reshape(-1, flat.shape[-1]), target.shapes)
 
-    import jax
-
-    linearised = jax.jit(linearised_coefficients)
-    width = max(int(target.input_scales.shape[0]), state.params.dictionary.shape[1])
-    # Draws per call: the hidden layer of every draw and sample is held at once.
-    per_call = max(1, int(_LINEARISED_VALUES // (state.n_samples * width)))
-
-    def coefficients(start, stop):
-        parts = []
-        for begin in range(start, stop, per_call):
-            part = {k: v[begin : min(begin + per_call, stop)] for k, v in deltas.items()}
-            parts.append(
-                np.asarray(
-                    linearised(
-                        target.sites,
-                        part,
-                        target.features,
-                        target.residual_codes,
-                        target.input_scales,
-                    ),
-                    dtype=float,
-                )
-            )
-        return np.concatenate(parts)
-
+    coefficients = _coefficient_draws(state, target, deltas)
     noise = state.scaling.noise_to_original(target.noise_scale)
     noise_draws = None
     if "noise_scale" in draws.samples:
@@ -253,6 +228,38 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
         input_scales=np.asarray(target.input_scales, dtype=float),
         scales=scales,
     )
+
+
+def _coefficient_draws(state, target, deltas: dict):
+    """``coefficients(start, stop)``: the linearised coefficients of pooled draws start:stop."""
+    import jax
+
+    from .models import linearised_coefficients
+
+    linearised = jax.jit(linearised_coefficients)
+    width = max(int(target.input_scales.shape[0]), state.params.dictionary.shape[1])
+    # Draws per call: the hidden layer of every draw and sample is held at once.
+    per_call = max(1, int(_LINEARISED_VALUES // (state.n_samples * width)))
+
+    def coefficients(start, stop):
+        parts = []
+        for begin in range(start, stop, per_call):
+            part = {k: v[begin : min(begin + per_call, stop)] for k, v in deltas.items()}
+            parts.append(
+                np.asarray(
+                    linearised(
+                        target.sites,
+                        part,
+                        target.features,
+                        target.residual_codes,
+                        target.input_scales,
+                    ),
+                    dtype=float,
+                )
+            )
+        return np.concatenate(parts)
+
+    return coefficients
 
 
 def _sample_codes(state, method, key, num_samples, static, options, seed) -> PosteriorState:
