@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .models import SHARED_SITES, encoder_input_scales, family
-from .predict import pooled_residuals
+from .predict import pooled_residual_spread, pooled_residuals
 
 __all__ = [
     "MAX_ITERATIONS",
@@ -70,7 +70,10 @@ class SharedTarget(NamedTuple):
     features : ndarray (n_samples, n_inputs)
         The encoder's input.
     residual_codes : ndarray (n_samples, rank)
-        Each training sample's pooled residual code, held fixed.
+        Each training sample's pooled residual code (the MAP of the target).
+    residual_spread : ndarray (n_samples, rank, rank)
+        Cholesky factor of each pooled residual code's standard error
+        (:func:`bayes_prsn.predict.pooled_residual_spread`).
     input_scales : ndarray (width,)
         The hidden units' prior scales (``encoder_in`` times these is :math:`W_1`).
     sites : dict
@@ -98,6 +101,7 @@ class SharedTarget(NamedTuple):
     y: np.ndarray
     features: np.ndarray
     residual_codes: np.ndarray
+    residual_spread: np.ndarray
     input_scales: np.ndarray
     sites: dict
     shapes: dict
@@ -230,6 +234,7 @@ def shared_target(state) -> SharedTarget:
         y=y,
         features=features,
         residual_codes=residual_codes,
+        residual_spread=pooled_residual_spread(state, state.encoded),
         input_scales=input_scales,
         sites=sites,
         shapes=shapes,

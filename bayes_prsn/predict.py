@@ -52,6 +52,8 @@ __all__ = [
     "encoder_output",
     "training_codes",
     "pooled_residuals",
+    "pooled_residual_spread",
+    "residual_spread_draws",
     "predict_theta",
     "predictive_draws",
 ]
@@ -136,12 +138,47 @@ def pooled_residuals(state, encoded: EncodedCovariates) -> np.ndarray:
     """Each sample's pooled residual code: the mean MAP residual of its nearest training samples.
 
     The code behind ``coef_`` (training samples) and ``predict_coef`` (new
-    ones) is the encoder's output plus this; the posterior holds it fixed
-    (:mod:`bayes_prsn.models.shared`). Needs the encoder.
+    ones) is the encoder's output plus this (:mod:`bayes_prsn.models.shared`).
+    Needs the encoder.
     """
     params = state.params
     codes = _neighbour_codes(params, state.encoded, state.neighbours, encoded, state.n_neighbors)
     return codes - encoder_output(params.encoder_weights, encoded)
+
+
+def pooled_residual_spread(state, encoded: EncodedCovariates) -> np.ndarray:
+    """Cholesky factors (n, rank, rank) of the standard error of each pooled residual code.
+
+    The pooled residual is the mean of the ``n_neighbors`` nearest training
+    samples' MAP residuals :math:`Z_j - g(u_j)`; its standard error is their
+    covariance divided by their number (the posterior of a local mean under
+    a flat prior, the residuals' covariance plugged in). The posterior adds
+    this uncertainty to that of the shared parts (:mod:`bayes_prsn.sampling`).
+    """
+    params = state.params
+    residuals = params.embedding - encoder_output(params.encoder_weights, state.encoded)
+    rank = residuals.shape[1]
+    factors = np.empty((encoded.n_samples, rank, rank))
+    for start in range(0, encoded.n_samples, NEIGHBOUR_CHUNK):
+        rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, encoded.n_samples))
+        index = nearest_training(
+            encoded.take(rows), state.neighbours, params.covariate_weights, state.n_neighbors
+        )
+        around = residuals[index]
+        k = index.shape[1]
+        deviation = around - around.mean(axis=1, keepdims=True)
+        covariance = np.einsum("nka,nkb->nab", deviation, deviation) / max(k - 1, 1) / k
+        floor = 1e-12 * np.eye(rank)
+        factors[rows] = np.linalg.cholesky(covariance + floor)
+    return factors
+
+
+def residual_spread_draws(factors, dictionary, noise) -> np.ndarray:
+    """Draws (n_draws, n, n_columns) of the coefficients' share of the pooled residuals' error.
+
+    ``noise`` (n_draws, n, rank) holds standard normal draws.
+    """
+    return np.einsum("nab,dnb->dna", factors, noise) @ dictionary
 
 
 def predict_theta(state, encoded, *, method, n_neighbors, gamma, prior, prior_scale):
@@ -253,7 +290,7 @@ def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, 
     so that no intermediate exceeds about 32 MB.
     """
     if posterior.shared_draws is not None:
-        eta = _shared_eta(state, posterior, X, encoded)
+        eta = _shared_eta(state, posterior, X, encoded, np.random.default_rng(seed))
     else:
         eta = _code_eta(state, posterior, X, encoded, n_neighbors)
     likelihood = family(state.family)
@@ -265,13 +302,15 @@ def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, 
     return likelihood.replicate(eta, scale, np.random.default_rng(seed))
 
 
-def _shared_eta(state, posterior, X, encoded) -> np.ndarray:
+def _shared_eta(state, posterior, X, encoded, rng) -> np.ndarray:
     from .models import linearised_coefficients
 
     draws = {k: v.reshape(-1, *v.shape[2:]) for k, v in posterior.shared_draws.items()}
     n_draws = next(iter(draws.values())).shape[0]
     features = encoder_features(encoded)
     residual = pooled_residuals(state, encoded)
+    spread = pooled_residual_spread(state, encoded)
+    dictionary = posterior.shared_centre["dictionary"]
     scales = posterior.input_scales
     eta = np.empty((n_draws, X.shape[0]))
     block = max(1, int(4e6 // max(n_draws * state.params.dictionary.shape[1], 1)))
@@ -282,6 +321,8 @@ def _shared_eta(state, posterior, X, encoded) -> np.ndarray:
                 posterior.shared_centre, draws, features[rows], residual[rows], scales
             )
         )
+        noise = rng.standard_normal((n_draws, theta.shape[1], spread.shape[1]))
+        theta = theta + residual_spread_draws(spread[rows], dictionary, noise)
         coef, intercept = state.to_original_units(theta.reshape(-1, theta.shape[-1]))
         coef = coef.reshape(*theta.shape[:2], -1)
         eta[:, rows] = np.sum(X[rows] * coef, axis=-1) + intercept.reshape(theta.shape[:2])

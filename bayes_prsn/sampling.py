@@ -6,7 +6,11 @@ With the covariate encoder (the default) the sampled target is
 the unknowns, each sample's pooled residual code and the covariate weights
 :math:`\phi` are held at the MAP, and the model is linearised in the shared
 parts at the MAP, so that at the MAP every sample's coefficients are
-``coef_``. The scales that set the width, the prior precision of every block
+``coef_``. Each pooled residual code (the mean of its neighbours' MAP
+residuals) then enters the draws with its standard error, drawn apart from
+the shared parts (:func:`bayes_prsn.predict.pooled_residual_spread`; a
+two-stage approximation: the shared parts' posterior is conditioned on the
+pooled residuals). The scales that set the width, the prior precision of every block
 of shared parts and the gaussian noise scale, are learned by type-II
 maximum likelihood (:mod:`bayes_prsn.evidence`); nothing is fixed by the
 held-out smoothing choice. ``"laplace"`` draws from the Gaussian
@@ -37,7 +41,7 @@ from . import arviz_compat, posterior
 from .diagnostics import convergence_report
 from .inference_data import to_inference_data
 from .inputs import check_positive
-from .predict import encoder_output
+from .predict import encoder_output, residual_spread_draws
 from .shared_posterior import SHARED_BACKENDS
 from .state import FittedState, PosteriorState
 
@@ -171,7 +175,7 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
     centre = flatten(target.sites, target.shapes)
     deltas = unflatten((flat - centre).reshape(-1, flat.shape[-1]), target.shapes)
 
-    coefficients = _coefficient_draws(state, target, deltas)
+    coefficients = _coefficient_draws(state, target, deltas, seed)
     noise = state.scaling.noise_to_original(target.noise_scale)
     noise_draws = None
     if "noise_scale" in draws.samples:
@@ -230,8 +234,14 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
     )
 
 
-def _coefficient_draws(state, target, deltas: dict):
-    """``coefficients(start, stop)``: the linearised coefficients of pooled draws start:stop."""
+def _coefficient_draws(state, target, deltas: dict, seed: int):
+    """``coefficients(start, stop)``: the coefficients of pooled draws start:stop.
+
+    The shared parts' draws through the linearised model, plus a draw of
+    each pooled residual code's error (its standard error, see
+    :func:`bayes_prsn.predict.pooled_residual_spread`), seeded by ``seed``
+    and the draw's index, so that the draws do not depend on the chunking.
+    """
     import jax
 
     from .models import linearised_coefficients
@@ -245,18 +255,27 @@ def _coefficient_draws(state, target, deltas: dict):
         parts = []
         for begin in range(start, stop, per_call):
             part = {k: v[begin : min(begin + per_call, stop)] for k, v in deltas.items()}
-            parts.append(
-                np.asarray(
-                    linearised(
-                        target.sites,
-                        part,
-                        target.features,
-                        target.residual_codes,
-                        target.input_scales,
-                    ),
-                    dtype=float,
-                )
+            theta = np.asarray(
+                linearised(
+                    target.sites,
+                    part,
+                    target.features,
+                    target.residual_codes,
+                    target.input_scales,
+                ),
+                dtype=float,
             )
+            shape = target.residual_spread.shape[:2]
+            noise = np.stack(
+                [
+                    np.random.default_rng([seed, draw]).standard_normal(shape)
+                    for draw in range(begin, begin + theta.shape[0])
+                ]
+            )
+            spread = residual_spread_draws(
+                target.residual_spread, target.sites["dictionary"], noise
+            )
+            parts.append(theta + spread)
         return np.concatenate(parts)
 
     return coefficients

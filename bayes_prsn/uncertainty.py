@@ -48,8 +48,9 @@ class UncertaintyMixin:
         With the covariate encoder (the default) the draws are of the parts
         all samples share, the encoder, the dictionary :math:`Q` and the
         offset :math:`\bar\theta`, in the model linearised at the MAP, with
-        each sample's pooled residual code and the covariate weights at the
-        MAP; every :math:`\theta_i` follows. The prior precisions of the
+        the covariate weights at the MAP and each sample's pooled residual
+        code at the MAP plus its standard error; every :math:`\theta_i`
+        follows. The prior precisions of the
         shared parts and the gaussian noise scale are learned from the data
         (type-II maximum likelihood; NUTS and VI also sample the noise
         scale). Without the encoder the draws are of the codes :math:`Z` and

@@ -11,7 +11,8 @@ code :math:`\bar r_i`:
 
 Here :math:`\bar r_i` is held fixed at the pooled residual that ``coef_``
 uses (the mean MAP residual of the sample's nearest training samples under
-the learned metric), and the shared parts :math:`w` are the unknowns, each
+the learned metric; the posterior adds its standard error apart from this
+density, see :mod:`bayes_prsn.sampling`), and the shared parts :math:`w` are the unknowns, each
 block :math:`b` with a normal prior :math:`N(0, \alpha_b^{-1})` whose
 precision :math:`\alpha_b` is learned from the data
 (:mod:`bayes_prsn.evidence`). The posterior's target is this model

@@ -82,6 +82,43 @@ def test_laplace_draws_have_the_target_covariance():
     np.testing.assert_allclose(np.cov(flat.T), target.covariance, rtol=0.05, atol=1e-3)
 
 
+def test_pooled_residual_spread_is_the_standard_error_of_the_neighbour_mean(fitted_toy):
+    from bayes_prsn.predict import (
+        encoder_output,
+        nearest_training,
+        pooled_residual_spread,
+        pooled_residuals,
+    )
+
+    state = fitted_toy.fit_state_
+    params = state.params
+    factors = pooled_residual_spread(state, state.encoded)
+    pooled = pooled_residuals(state, state.encoded)
+    residuals = params.embedding - encoder_output(params.encoder_weights, state.encoded)
+    index = nearest_training(
+        state.encoded, state.neighbours, params.covariate_weights, state.n_neighbors
+    )
+    for sample in (0, 17, 101):
+        around = residuals[index[sample]]
+        np.testing.assert_allclose(pooled[sample], around.mean(axis=0), atol=1e-6)
+        expected = np.cov(around.T) / len(around)
+        np.testing.assert_allclose(factors[sample] @ factors[sample].T, expected, atol=1e-10)
+
+
+def test_laplace_posterior_is_centred_on_coef(toy):
+    """The Laplace draws' mean is ``coef_`` (the residuals' error has mean zero)."""
+    from bayes_prsn import arviz_compat
+
+    estimator = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    estimator.sample_posterior("laplace", num_samples=2000, random_state=3)
+    coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values.reshape(
+        -1, *estimator.coef_.shape
+    )
+    gap = np.abs(coef.mean(axis=0) - estimator.coef_) / coef.std(axis=0)
+    # Monte Carlo error of a mean of 2000 draws: 0.022 sd.
+    assert np.median(gap) < 0.05
+
+
 def _ranks(truth, draws):
     return int(np.sum(draws < truth))
 
@@ -153,44 +190,46 @@ def _coverage(estimator, data, levels=(0.5, 0.8, 0.9, 0.95)):
 
 @pytest.mark.slow
 def test_default_nuts_covers_at_every_level():
-    """Default fit and NUTS on the issue-3 setting, N = 200 (seed 7, not a benchmark seed).
+    """Default fit and NUTS on the issue-3 setting, N = 200, four data sets (seeds 11-14).
 
-    Issue 15 asks for coverage within +-0.05 of each level on average over
-    data sets (measured in ``benchmarks/posterior.py``: nine seeds averaged
-    0.458 / 0.755 / 0.865 / 0.929 at 50 / 80 / 90 / 95%). One data set's
-    coverage varies around that average: its standard deviation over the
-    nine seeds was about 0.05 at every level, so one data set is held to
-    +-0.10 (two standard deviations). Likewise the sharpness (posterior
-    mean RMSE / posterior sd; the issue asks 0.8-1.25 on average) ranged
-    0.85-1.44 over those seeds, standard deviation 0.18: one data set is held
-    to 0.7-1.5. Convergence
-    is held to the issue's targets: max split R-hat <= 1.01, min bulk ESS
-    >= 400, no divergences.
+    Issue 15's targets, on the average over the data sets: each of the
+    50/80/90/95% intervals covers within +-0.05 of its level and posterior
+    mean RMSE / posterior sd is in 0.8-1.25. One data set's coverage
+    scatters around the average with a standard deviation of about 0.05
+    (nine benchmark seeds), so the targets are checked on the mean of four.
+    Every run must also converge by the issue's measure: max split R-hat
+    <= 1.01, min bulk ESS >= 400, no divergences. Intervals must stay
+    informative: 90% intervals narrower on average than 60% of the spread
+    of the true coefficients across samples.
     """
-    data = simulate.make_low_rank(
-        n_samples=200,
-        n_features=3,
-        n_informative=2,
-        n_noise_covariates=0,
-        rank=2,
-        noise=0.3,
-        random_state=7,
-    )
-    estimator = PersonalizedRegression(random_state=7).fit(
-        data.X, data.y, covariates=data.covariates
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        estimator.sample_posterior(random_state=7)
-    diagnostics = estimator.posterior_diagnostics_
-    assert diagnostics["divergences"] == 0
-    assert diagnostics["max_rhat"] <= 1.01
-    assert diagnostics["min_ess_bulk"] >= 400
-    coverage, sharpness = _coverage(estimator, data)
-    for level, found in coverage.items():
-        assert abs(found - level) <= 0.10, (level, found)
-    assert 0.7 <= sharpness <= 1.5, sharpness
-    # Informative: 90% intervals narrower on average than 60% of the spread of
-    # the true coefficients across samples.
-    lower, upper = estimator.coef_interval(0.9)
-    assert np.all((upper - lower).mean(axis=0) < 0.6 * 2 * 1.645 * data.coef.std(axis=0))
+    coverages, sharpness = [], []
+    for seed in (11, 12, 13, 14):
+        data = simulate.make_low_rank(
+            n_samples=200,
+            n_features=3,
+            n_informative=2,
+            n_noise_covariates=0,
+            rank=2,
+            noise=0.3,
+            random_state=seed,
+        )
+        estimator = PersonalizedRegression(random_state=seed).fit(
+            data.X, data.y, covariates=data.covariates
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            estimator.sample_posterior(random_state=seed)
+        diagnostics = estimator.posterior_diagnostics_
+        assert diagnostics["divergences"] == 0
+        assert diagnostics["max_rhat"] <= 1.01
+        assert diagnostics["min_ess_bulk"] >= 400
+        coverage, sharp = _coverage(estimator, data)
+        coverages.append(coverage)
+        sharpness.append(sharp)
+        lower, upper = estimator.coef_interval(0.9)
+        spread = 0.6 * 2 * 1.645 * data.coef.std(axis=0)
+        assert np.all((upper - lower).mean(axis=0) < spread)
+    for level in coverages[0]:
+        found = np.mean([coverage[level] for coverage in coverages])
+        assert abs(found - level) <= 0.05, (level, found)
+    assert 0.8 <= np.mean(sharpness) <= 1.25, sharpness
