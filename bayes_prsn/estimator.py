@@ -509,19 +509,28 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         return class_labels(y)
 
     def predict_proba(
-        self, X, covariates=None, *, return_interval: bool = False, prob: float = 0.9
+        self,
+        X,
+        covariates=None,
+        *,
+        return_interval: bool = False,
+        prob: float = 0.9,
+        random_state: int | None = 0,
     ):
         """Class probabilities of new samples, shape (n_samples, 2).
 
         With ``return_interval=True`` (after :meth:`sample_posterior`) also
         returns the lower and upper bounds (n_samples,) of an equal-tailed
-        credible interval for the probability of class 1.
+        credible interval for the probability of class 1; ``random_state``
+        seeds its draws of the pooled residual codes' error.
         """
         p1 = family_of("bernoulli").mean(self._linear_predictor(X, covariates))
         proba = np.column_stack([1.0 - p1, p1])
         if not return_interval:
             return proba
-        lower, upper = self._predictive_interval(X, covariates, prob, noise=False, seed=None)
+        lower, upper = self._predictive_interval(
+            X, covariates, prob, noise=False, seed=random_state
+        )
         return proba, lower, upper
 
     def predict(self, X, covariates=None) -> np.ndarray:

@@ -34,6 +34,7 @@ def _linear_target(J, y, precision, noise_scale, centre, family="gaussian"):
         y=y,
         features=np.zeros((J.shape[0], 1)),
         residual_codes=np.zeros((J.shape[0], 1)),
+        residual_spread=np.zeros((J.shape[0], 1, 1)),
         input_scales=np.ones(1),
         sites={"offset": centre},
         shapes={"offset": (dimension,)},

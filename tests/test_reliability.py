@@ -238,6 +238,7 @@ def test_interrupted_sample_posterior_leaves_the_estimator_as_it_was(framed, mon
         raise KeyboardInterrupt
 
     monkeypatch.setitem(bayes_prsn.sampling.BACKENDS, "laplace", interrupted)
+    monkeypatch.setitem(bayes_prsn.sampling.SHARED_BACKENDS, "laplace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.sample_posterior("laplace", num_samples=20, random_state=1)
     assert est.idata_ is before and est.posterior_method_ == "laplace"
