@@ -33,6 +33,9 @@ __all__ = [
     "METHODS",
     "PosteriorDraws",
     "check_draw_counts",
+    "fit_guide",
+    "resolve_chain_method",
+    "run_mcmc",
     "run_nuts",
     "run_laplace",
     "run_vi",
@@ -202,16 +205,10 @@ def run_nuts(
     progress_bar : bool
         Show NumPyro's progress bar.
     """
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import NUTS
 
     check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
-    if chain_method is None:
-        chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
-    if chain_method not in ("parallel", "sequential", "vectorized"):
-        raise ValueError(
-            "chain_method must be 'parallel', 'sequential', 'vectorized' or None; "
-            f"got {chain_method!r}."
-        )
+    chain_method = resolve_chain_method(chain_method, num_chains)
     start = time.perf_counter()
     static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
     model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
@@ -229,25 +226,19 @@ def run_nuts(
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
     )
-    mcmc = MCMC(
+    key_init, key_run = jax.random.split(rng_key)
+    starts = _jittered_starts(model, kwargs, init_values, num_chains, init_jitter, key_init)
+    mcmc = run_mcmc(
         kernel,
+        key_run,
+        starts,
+        kwargs,
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method=chain_method,
         thinning=thinning,
         progress_bar=progress_bar,
-    )
-    key_init, key_run = jax.random.split(rng_key)
-    starts = _jittered_starts(model, kwargs, init_values, num_chains, init_jitter, key_init)
-    if num_chains == 1:
-        starts = {name: value[0] for name, value in starts.items()}
-    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
-    mcmc.run(
-        key_run,
-        init_params=starts,
-        extra_fields=(*fields, "adapt_state.step_size"),
-        **kwargs,
     )
     samples = {
         name: np.asarray(value) for name, value in mcmc.get_samples(group_by_chain=True).items()
@@ -263,6 +254,40 @@ def run_nuts(
         time.perf_counter() - start,
         {"chain_method": chain_method, "num_warmup": num_warmup},
     )
+
+
+def resolve_chain_method(chain_method: str | None, num_chains: int) -> str:
+    """``chain_method`` checked; None: parallel with a device per chain, else sequential."""
+    if chain_method is None:
+        chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
+    if chain_method not in ("parallel", "sequential", "vectorized"):
+        raise ValueError(
+            "chain_method must be 'parallel', 'sequential', 'vectorized' or None; "
+            f"got {chain_method!r}."
+        )
+    return chain_method
+
+
+def run_mcmc(kernel, rng_key, starts: dict, kwargs: dict, *, num_chains: int, **settings):
+    """Run NumPyro's MCMC with ``kernel`` from ``starts`` (one row per chain).
+
+    ``settings`` are MCMC's (``num_warmup``, ``num_samples``,
+    ``chain_method``, ``thinning``, ``progress_bar``); the statistics that
+    :func:`sample_stats` reads are kept. Returns the MCMC object.
+    """
+    from numpyro.infer import MCMC
+
+    mcmc = MCMC(kernel, num_chains=num_chains, **settings)
+    if num_chains == 1:
+        starts = {name: value[0] for name, value in starts.items()}
+    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
+    mcmc.run(
+        rng_key,
+        init_params=starts,
+        extra_fields=(*fields, "adapt_state.step_size"),
+        **kwargs,
+    )
+    return mcmc
 
 
 def sample_stats(mcmc) -> dict:
@@ -476,48 +501,24 @@ def run_laplace(
     )
 
 
-def run_vi(
+def fit_guide(
     rng_key,
-    model_kwargs: dict,
-    init_values: dict,
-    fixed_values: dict,
+    model,
+    guide,
+    kwargs: dict,
     *,
-    family: str,
-    rank: int,
-    prior: str = "normal",
-    offset: bool = True,
-    num_samples: int = 1000,
-    num_steps: int = 2000,
-    guide_rank: int = 8,
-    step_size: float = 0.01,
-    chunk_size: int = 250,
-    progress_bar: bool = False,
-) -> PosteriorDraws:
-    """Variational Gaussian approximation fitted by SVI, started at the MAP.
+    num_steps: int,
+    step_size: float,
+    chunk_size: int,
+    progress_bar: bool,
+):
+    """SVI of ``guide`` to ``model`` (Adam, step size decaying to 1%), in compiled chunks.
 
-    The guide is a multivariate normal in the unconstrained space with a
-    low-rank-plus-diagonal covariance (``guide_rank`` factors; 0 gives a
-    mean-field guide), its mean started at ``init_values``. Each step costs
-    O(n_samples * (n_neighbors + rank + guide_rank)), so this scales to large
-    N. Like all such guides it tends to understate the spread of strongly
-    coupled codes.
+    Returns the guide's parameters, the ELBO losses and the key left for
+    drawing from the guide. Raises when the ELBO is not finite at the end.
     """
-    from numpyro.infer import SVI, Trace_ELBO, init_to_value
-    from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+    from numpyro.infer import SVI, Trace_ELBO
 
-    check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
-    if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 0:
-        raise ValueError(f"guide_rank must be an integer >= 0; got {guide_rank!r}.")
-    start = time.perf_counter()
-    static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
-    model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
-    init = init_to_value(values=init_values)
-    if guide_rank > 0:
-        guide = AutoLowRankMultivariateNormal(
-            model, init_loc_fn=init, rank=guide_rank, init_scale=0.01
-        )
-    else:
-        guide = AutoNormal(model, init_loc_fn=init, init_scale=0.01)
     # The step size decays to 1% of its start: with a constant one, Adam's
     # per-coordinate steps keep the means jittering around the optimum.
     total = float(num_steps)
@@ -550,7 +551,61 @@ def run_vi(
             "the ELBO was not finite at the end of variational inference; try a smaller "
             "step_size or method='laplace'."
         )
-    params = svi.get_params(state)
+    return svi.get_params(state), losses, key_draw
+
+
+def run_vi(
+    rng_key,
+    model_kwargs: dict,
+    init_values: dict,
+    fixed_values: dict,
+    *,
+    family: str,
+    rank: int,
+    prior: str = "normal",
+    offset: bool = True,
+    num_samples: int = 1000,
+    num_steps: int = 2000,
+    guide_rank: int = 8,
+    step_size: float = 0.01,
+    chunk_size: int = 250,
+    progress_bar: bool = False,
+) -> PosteriorDraws:
+    """Variational Gaussian approximation fitted by SVI, started at the MAP.
+
+    The guide is a multivariate normal in the unconstrained space with a
+    low-rank-plus-diagonal covariance (``guide_rank`` factors; 0 gives a
+    mean-field guide), its mean started at ``init_values``. Each step costs
+    O(n_samples * (n_neighbors + rank + guide_rank)), so this scales to large
+    N. Like all such guides it tends to understate the spread of strongly
+    coupled codes.
+    """
+    from numpyro.infer import init_to_value
+    from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+
+    check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
+    if isinstance(guide_rank, bool) or not isinstance(guide_rank, int) or guide_rank < 0:
+        raise ValueError(f"guide_rank must be an integer >= 0; got {guide_rank!r}.")
+    start = time.perf_counter()
+    static = {"family": family, "rank": rank, "prior": prior, "offset": offset}
+    model, kwargs, init_values = _target(model_kwargs, init_values, fixed_values, **static)
+    init = init_to_value(values=init_values)
+    if guide_rank > 0:
+        guide = AutoLowRankMultivariateNormal(
+            model, init_loc_fn=init, rank=guide_rank, init_scale=0.01
+        )
+    else:
+        guide = AutoNormal(model, init_loc_fn=init, init_scale=0.01)
+    params, losses, key_draw = fit_guide(
+        rng_key,
+        model,
+        guide,
+        kwargs,
+        num_steps=num_steps,
+        step_size=step_size,
+        chunk_size=chunk_size,
+        progress_bar=progress_bar,
+    )
     draw = jax.jit(lambda key: guide.sample_posterior(key, params, sample_shape=(num_samples,)))
     samples = {
         name: np.asarray(value)[None]

@@ -36,8 +36,14 @@ import numpyro
 
 from .evidence import SharedTarget, flatten, precision_vector
 from .models import family, linearised_glm
-from .posterior import PosteriorDraws, check_draw_counts, sample_stats
-from .svi import run_chunks
+from .posterior import (
+    PosteriorDraws,
+    check_draw_counts,
+    fit_guide,
+    resolve_chain_method,
+    run_mcmc,
+    sample_stats,
+)
 
 __all__ = ["SHARED_BACKENDS", "run_shared_laplace", "run_shared_nuts", "run_shared_vi"]
 
@@ -111,24 +117,14 @@ def run_shared_nuts(
     progress_bar: bool = False,
 ) -> PosteriorDraws:
     """NUTS on the whitened target; chain 0 starts at the MAP, the others ``init_jitter`` away."""
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import NUTS
 
     check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
-    if chain_method is None:
-        chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
+    chain_method = resolve_chain_method(chain_method, num_chains)
     start = time.perf_counter()
     sample_noise = _samples_noise(target)
     model, centre, factor = _whitened(target, sample_noise=sample_noise)
     kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=chain_method,
-        thinning=thinning,
-        progress_bar=progress_bar,
-    )
     key_init, key_run = jax.random.split(rng_key)
     keys = jax.random.split(key_init, 2)
     jitter = init_jitter * jax.random.normal(keys[0], (num_chains, centre.shape[0]))
@@ -139,10 +135,18 @@ def run_shared_nuts(
             keys[1], (num_chains,)
         )
         starts["noise_scale"] = noise.at[0].set(np.log(target.noise_scale))
-    if num_chains == 1:
-        starts = {name: value[0] for name, value in starts.items()}
-    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
-    mcmc.run(key_run, init_params=starts, extra_fields=(*fields, "adapt_state.step_size"))
+    mcmc = run_mcmc(
+        kernel,
+        key_run,
+        starts,
+        {},
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        thinning=thinning,
+        progress_bar=progress_bar,
+    )
     raw = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     samples = {"shared": _flat_draws(centre, factor, raw["whitened"])}
     if sample_noise:
@@ -168,7 +172,7 @@ def run_shared_vi(
     progress_bar: bool = False,
 ) -> PosteriorDraws:
     """A Gaussian guide in whitened coordinates, started at the Laplace approximation."""
-    from numpyro.infer import SVI, Trace_ELBO, init_to_value
+    from numpyro.infer import init_to_value
     from numpyro.infer.autoguide import AutoLowRankMultivariateNormal
 
     check_draw_counts(num_samples=num_samples, num_steps=num_steps, chunk_size=chunk_size)
@@ -183,37 +187,16 @@ def run_shared_vi(
     guide = AutoLowRankMultivariateNormal(
         model, init_loc_fn=init_to_value(values=values), rank=guide_rank, init_scale=1.0
     )
-    total = float(num_steps)
-
-    def schedule(step):
-        return step_size * 0.01 ** jnp.minimum(step / total, 1.0)
-
-    svi = SVI(model, guide, numpyro.optim.ClippedAdam(schedule), Trace_ELBO())
-    key_init, key_draw = jax.random.split(rng_key)
-    state = svi.init(key_init)
-
-    @jax.jit
-    def run_chunk(state):
-        def body(carry, _):
-            return svi.stable_update(carry)
-
-        return jax.lax.scan(body, state, None, length=chunk_size)
-
-    state, losses, _ = run_chunks(
-        lambda state, index: run_chunk(state),
-        state,
-        max_steps=num_steps,
+    params, losses, key_draw = fit_guide(
+        rng_key,
+        model,
+        guide,
+        {},
+        num_steps=num_steps,
+        step_size=step_size,
         chunk_size=chunk_size,
         progress_bar=progress_bar,
-        description="posterior (VI)",
-        label="elbo_loss",
     )
-    if not np.isfinite(losses[-chunk_size:]).any():
-        raise FloatingPointError(
-            "the ELBO was not finite at the end of variational inference; try a smaller "
-            "step_size or method='laplace'."
-        )
-    params = svi.get_params(state)
     drawn = guide.sample_posterior(key_draw, params, sample_shape=(num_samples,))
     samples = {"shared": _flat_draws(centre, factor, np.asarray(drawn["whitened"])[None])}
     if sample_noise:
