@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .models import SHARED_SITES, encoder_input_scales, family
-from .predict import pooled_residual_spread, pooled_residuals
+from .predict import pooled_residuals
 
 __all__ = [
     "MAX_ITERATIONS",
@@ -73,7 +73,7 @@ class SharedTarget(NamedTuple):
         Each training sample's pooled residual code (the MAP of the target).
     residual_spread : ndarray (n_samples, rank, rank)
         Cholesky factor of each pooled residual code's standard error
-        (:func:`bayes_prsn.predict.pooled_residual_spread`).
+        (:func:`bayes_prsn.predict.pooled_residuals`).
     input_scales : ndarray (width,)
         The hidden units' prior scales (``encoder_in`` times these is :math:`W_1`).
     sites : dict
@@ -112,10 +112,6 @@ class SharedTarget(NamedTuple):
     iterations: int
     eta: np.ndarray
     jacobian: np.ndarray
-
-    @property
-    def dimension(self) -> int:
-        return int(sum(np.prod(shape, dtype=int) for shape in self.shapes.values()))
 
 
 def flatten(sites: dict, shapes: dict) -> np.ndarray:
@@ -209,7 +205,7 @@ def shared_target(state) -> SharedTarget:
     X = np.asarray(state.data["X"], dtype=float)
     y = np.asarray(state.data["y"], dtype=float)
     features = np.asarray(encoder_features(state.encoded), dtype=float)
-    residual_codes = pooled_residuals(state, state.encoded)
+    residual_codes, residual_spread = pooled_residuals(state, state.encoded)
     likelihood = family(state.family)
     dimension = sum(int(np.prod(s, dtype=int)) for s in shapes.values())
     gram = np.zeros((dimension, dimension))
@@ -234,7 +230,7 @@ def shared_target(state) -> SharedTarget:
         y=y,
         features=features,
         residual_codes=residual_codes,
-        residual_spread=pooled_residual_spread(state, state.encoded),
+        residual_spread=residual_spread,
         input_scales=input_scales,
         sites=sites,
         shapes=shapes,

@@ -52,7 +52,6 @@ __all__ = [
     "encoder_output",
     "training_codes",
     "pooled_residuals",
-    "pooled_residual_spread",
     "residual_spread_draws",
     "predict_theta",
     "predictive_draws",
@@ -95,18 +94,22 @@ def _encoder_shift(params, train, encoded, neighbours: np.ndarray) -> np.ndarray
     return encoder_output(params.encoder_weights, encoded) - around
 
 
-def _neighbour_codes(params, train, tree, encoded, k: int) -> np.ndarray:
-    """Codes from the nearest training samples: their mean code plus the encoder's shift.
-
-    I.e. ``g(u)`` plus the neighbours' mean MAP residual. Rows are looked up
-    ``NEIGHBOUR_CHUNK`` at a time, which bounds the memory of the gathered
-    (rows, n_neighbors, rank) codes.
-    """
-    codes = np.empty((encoded.n_samples, params.embedding.shape[1]))
+def _neighbour_chunks(params, tree, encoded, k: int):
+    """(rows, their covariates, their ``k`` nearest training samples), ``NEIGHBOUR_CHUNK`` rows
+    at a time, which bounds the memory of the gathered (rows, k, rank) codes."""
     for start in range(0, encoded.n_samples, NEIGHBOUR_CHUNK):
         rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, encoded.n_samples))
         part = encoded.take(rows)
-        index = nearest_training(part, tree, params.covariate_weights, k)
+        yield rows, part, nearest_training(part, tree, params.covariate_weights, k)
+
+
+def _neighbour_codes(params, train, tree, encoded, k: int) -> np.ndarray:
+    """Codes from the nearest training samples: their mean code plus the encoder's shift.
+
+    I.e. ``g(u)`` plus the neighbours' mean MAP residual.
+    """
+    codes = np.empty((encoded.n_samples, params.embedding.shape[1]))
+    for rows, part, index in _neighbour_chunks(params, tree, encoded, k):
         codes[rows] = params.embedding[index].mean(axis=1) + _encoder_shift(
             params, train, part, index
         )
@@ -134,43 +137,38 @@ def training_codes(params, train: EncodedCovariates, tree, k: int) -> np.ndarray
     return _neighbour_codes(params, train, tree, train, k)
 
 
-def pooled_residuals(state, encoded: EncodedCovariates) -> np.ndarray:
-    """Each sample's pooled residual code: the mean MAP residual of its nearest training samples.
+def pooled_residuals(state, encoded: EncodedCovariates) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's pooled residual code and the Cholesky factor of its standard error.
 
-    The code behind ``coef_`` (training samples) and ``predict_coef`` (new
-    ones) is the encoder's output plus this (:mod:`bayes_prsn.models.shared`).
-    Needs the encoder.
-    """
-    params = state.params
-    codes = _neighbour_codes(params, state.encoded, state.neighbours, encoded, state.n_neighbors)
-    return codes - encoder_output(params.encoder_weights, encoded)
-
-
-def pooled_residual_spread(state, encoded: EncodedCovariates) -> np.ndarray:
-    """Cholesky factors (n, rank, rank) of the standard error of each pooled residual code.
-
-    The pooled residual is the mean of the ``n_neighbors`` nearest training
-    samples' MAP residuals :math:`Z_j - g(u_j)`; its standard error is their
+    The pooled residual (n, rank) is the mean MAP residual
+    :math:`Z_j - g(u_j)` of the sample's ``n_neighbors`` nearest training
+    samples: the code behind ``coef_`` (training samples) and ``predict_coef``
+    (new ones) is the encoder's output plus it
+    (:mod:`bayes_prsn.models.shared`). Its standard error is those residuals'
     covariance divided by their number (the posterior of a local mean under
-    a flat prior, the residuals' covariance plugged in). The posterior adds
-    this uncertainty to that of the shared parts (:mod:`bayes_prsn.sampling`).
+    a flat prior, the residuals' covariance plugged in); the factors have
+    shape (n, rank, rank), and the posterior adds this uncertainty to that of
+    the shared parts (:mod:`bayes_prsn.sampling`). One neighbour search
+    serves both. Needs the encoder.
     """
     params = state.params
-    residuals = params.embedding - encoder_output(params.encoder_weights, state.encoded)
-    rank = residuals.shape[1]
+    train = params.embedding - encoder_output(params.encoder_weights, state.encoded)
+    rank = train.shape[1]
+    residuals = np.empty((encoded.n_samples, rank))
     factors = np.empty((encoded.n_samples, rank, rank))
-    for start in range(0, encoded.n_samples, NEIGHBOUR_CHUNK):
-        rows = np.arange(start, min(start + NEIGHBOUR_CHUNK, encoded.n_samples))
-        index = nearest_training(
-            encoded.take(rows), state.neighbours, params.covariate_weights, state.n_neighbors
+    for rows, part, index in _neighbour_chunks(
+        params, state.neighbours, encoded, state.n_neighbors
+    ):
+        codes = params.embedding[index].mean(axis=1) + _encoder_shift(
+            params, state.encoded, part, index
         )
-        around = residuals[index]
+        residuals[rows] = codes - encoder_output(params.encoder_weights, part)
+        around = train[index]
         k = index.shape[1]
         deviation = around - around.mean(axis=1, keepdims=True)
         covariance = np.einsum("nka,nkb->nab", deviation, deviation) / max(k - 1, 1) / k
-        floor = 1e-12 * np.eye(rank)
-        factors[rows] = np.linalg.cholesky(covariance + floor)
-    return factors
+        factors[rows] = np.linalg.cholesky(covariance + 1e-12 * np.eye(rank))
+    return residuals, factors
 
 
 def residual_spread_draws(factors, dictionary, noise) -> np.ndarray:
@@ -308,8 +306,7 @@ def _shared_eta(state, posterior, X, encoded, rng) -> np.ndarray:
     draws = {k: v.reshape(-1, *v.shape[2:]) for k, v in posterior.shared_draws.items()}
     n_draws = next(iter(draws.values())).shape[0]
     features = encoder_features(encoded)
-    residual = pooled_residuals(state, encoded)
-    spread = pooled_residual_spread(state, encoded)
+    residual, spread = pooled_residuals(state, encoded)
     dictionary = posterior.shared_centre["dictionary"]
     scales = posterior.input_scales
     eta = np.empty((n_draws, X.shape[0]))

@@ -8,7 +8,7 @@ the unknowns, each sample's pooled residual code and the covariate weights
 parts at the MAP, so that at the MAP every sample's coefficients are
 ``coef_``. Each pooled residual code (the mean of its neighbours' MAP
 residuals) then enters the draws with its standard error, drawn apart from
-the shared parts (:func:`bayes_prsn.predict.pooled_residual_spread`; a
+the shared parts (:func:`bayes_prsn.predict.pooled_residuals`; a
 two-stage approximation: the shared parts' posterior is conditioned on the
 pooled residuals). The scales that set the width, the prior precision of every block
 of shared parts and the gaussian noise scale, are learned by type-II
@@ -239,7 +239,7 @@ def _coefficient_draws(state, target, deltas: dict, seed: int):
 
     The shared parts' draws through the linearised model, plus a draw of
     each pooled residual code's error (its standard error, see
-    :func:`bayes_prsn.predict.pooled_residual_spread`), seeded by ``seed``
+    :func:`bayes_prsn.predict.pooled_residuals`), seeded by ``seed``
     and the draw's index, so that the draws do not depend on the chunking.
     """
     import jax

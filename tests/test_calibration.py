@@ -84,17 +84,11 @@ def test_laplace_draws_have_the_target_covariance():
 
 
 def test_pooled_residual_spread_is_the_standard_error_of_the_neighbour_mean(fitted_toy):
-    from bayes_prsn.predict import (
-        encoder_output,
-        nearest_training,
-        pooled_residual_spread,
-        pooled_residuals,
-    )
+    from bayes_prsn.predict import encoder_output, nearest_training, pooled_residuals
 
     state = fitted_toy.fit_state_
     params = state.params
-    factors = pooled_residual_spread(state, state.encoded)
-    pooled = pooled_residuals(state, state.encoded)
+    pooled, factors = pooled_residuals(state, state.encoded)
     residuals = params.embedding - encoder_output(params.encoder_weights, state.encoded)
     index = nearest_training(
         state.encoded, state.neighbours, params.covariate_weights, state.n_neighbors
