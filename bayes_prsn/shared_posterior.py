@@ -87,8 +87,13 @@ def _samples_noise(target: SharedTarget) -> bool:
     return family(target.family).has_noise_scale and target.noise_scale is not None
 
 
-def run_shared_laplace(rng_key, target: SharedTarget, *, num_samples: int = 1000, **_):
-    """Independent draws of the Gaussian approximation (noise scale at its learned value)."""
+def run_shared_laplace(
+    rng_key, target: SharedTarget, *, num_samples: int = 1000, progress_bar: bool = False
+):
+    """Independent draws of the Gaussian approximation (noise scale at its learned value).
+
+    ``progress_bar`` is accepted like the other back-ends' (the draws take a moment).
+    """
     check_draw_counts(num_samples=num_samples)
     start = time.perf_counter()
     _, centre, factor = _whitened(target, sample_noise=False)

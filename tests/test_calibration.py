@@ -114,6 +114,17 @@ def test_laplace_posterior_is_centred_on_coef(toy):
     assert np.median(gap) < 0.05
 
 
+def test_options_the_shared_back_ends_do_not_take_are_refused(toy):
+    """An option of the code target's back-ends (or a bad one) is an error, never ignored."""
+    estimator = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    with pytest.raises(TypeError, match="structure"):
+        estimator.sample_posterior("laplace", num_samples=10, structure="dense")
+    with pytest.raises(ValueError, match="guide_rank must be an integer >= 1"):
+        estimator.sample_posterior("vi", num_samples=10, guide_rank=0)
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+        estimator.sample_posterior("laplace", num_samples=0)
+
+
 def _ranks(truth, draws):
     return int(np.sum(draws < truth))
 
