@@ -97,6 +97,17 @@ def _models(estimator):
     return frame, draws
 
 
+def _components(matrix: pd.DataFrame, n_components: int | None = None):
+    """(scores, explained variance ratio) of the standardised models' principal components."""
+    from sklearn.decomposition import PCA
+
+    values = matrix.to_numpy()
+    if np.all(np.abs(values) < 1e-9):  # one model for all (the population fallback): no spread
+        return np.zeros((values.shape[0], n_components or 1)), np.zeros(n_components or 1)
+    pca = PCA(n_components=n_components).fit(values)
+    return pca.transform(values), pca.explained_variance_ratio_
+
+
 def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
     spread = frame.std(axis=0, ddof=0)
     return (frame - frame.mean(axis=0)) / spread.where(spread > 1e-12 * (1 + frame.abs().max()), 1)
@@ -143,14 +154,7 @@ def embed(estimator, n_components: int = 2, *, method: str = "pca", random_state
         coordinates = umap.UMAP(n_components=n_components, random_state=random_state)
         values, ratio, prefix = coordinates.fit_transform(matrix.to_numpy()), None, "UMAP"
     else:
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=n_components).fit(matrix.to_numpy())
-        values, ratio, prefix = (
-            pca.transform(matrix.to_numpy()),
-            pca.explained_variance_ratio_,
-            "PC",
-        )
+        (values, ratio), prefix = _components(matrix, n_components), "PC"
     columns = [f"{prefix}{j + 1}" for j in range(n_components)]
     return Embedding(pd.DataFrame(values, index=matrix.index, columns=columns), ratio, method)
 
@@ -209,7 +213,6 @@ def cluster(
     prob : float, default 0.9
         Probability of the cluster profiles' credible intervals.
     """
-    from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
 
     prob = check_prob(prob)
@@ -226,14 +229,11 @@ def cluster(
         )
     if isinstance(max_clusters, bool) or not isinstance(max_clusters, int) or max_clusters < 1:
         raise ValueError(f"max_clusters must be an integer >= 1; got {max_clusters!r}.")
-    pca = PCA().fit(matrix.to_numpy())
-    keep = int(np.searchsorted(np.cumsum(pca.explained_variance_ratio_), 0.99) + 1)
-    points = pca.transform(matrix.to_numpy())[:, :keep]
-    candidates = (
-        range(1, min(max_clusters, n_samples // 5 or 1) + 1)
-        if n_clusters == "auto"
-        else [int(n_clusters)]
-    )
+    scores, ratio = _components(matrix)
+    points = scores[:, : int(np.searchsorted(np.cumsum(ratio), 0.99) + 1)]
+    # Identical models (no spread at all) form one cluster.
+    limit = min(max_clusters, n_samples // 5 or 1) if ratio.sum() > 0 else 1
+    candidates = range(1, limit + 1) if n_clusters == "auto" else [int(n_clusters)]
     mixtures, bic = {}, {}
     for k in candidates:
         mixture = GaussianMixture(

@@ -21,7 +21,7 @@ from .defaults import DEFAULTS as D
 from .exceptions import NotFittedError
 from .fitting import AUTO_BATCH_SIZE as AUTO_BATCH_SIZE
 from .fitting import MINIBATCH_ABOVE as MINIBATCH_ABOVE
-from .fitting import minibatch_sizes, run_map, state_from_map
+from .fitting import minibatch_sizes, population_sites, run_map, state_from_map
 from .inputs import (
     check_feature_names,
     check_new_X,
@@ -42,7 +42,7 @@ from .smoothing import FALLBACK_NOISE_SCALE as FALLBACK_NOISE_SCALE
 from .smoothing import LIKELIHOOD_SCALE_GRID as LIKELIHOOD_SCALE_GRID
 from .smoothing import NOISE_SCALE_GRID as NOISE_SCALE_GRID
 from .smoothing import VALIDATION_SAMPLES as VALIDATION_SAMPLES
-from .smoothing import choose_smoothing
+from .smoothing import choose_smoothing, is_fallback
 from .state import FittedState, fitted_state, published_attributes
 from .uncertainty import UncertaintyMixin
 
@@ -171,6 +171,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             warn=True,
             batch_sizes=batch_sizes,
         )
+        if config.offset and is_fallback(smoothing.report):
+            result = result._replace(params=population_sites(result.params, problem.population))
         inputs = {
             "n_features_in": n_features_in,
             "feature_names_in": feature_names_in,
@@ -331,8 +333,13 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
     validation_fraction : float, default 0.2
         Share of samples held out to choose the amount of smoothing: the
         noise scale (gaussian) and then the encoder's smoothness (the largest
-        prior scale of its input weights, from ``ENCODER_SCALE_GRID``); 0
-        turns the choice off.
+        prior scale of its input weights, from ``ENCODER_SCALE_GRID``).
+        Below 1,000 samples every sample is held out once, in
+        ``round(1 / validation_fraction)`` folds. Each choice takes the
+        smoothest candidate within one standard error of the best, and the
+        population model wins unless per-sample models beat it by more than
+        one standard error; then every sample's model is the population's
+        (``validation_scores_`` says which). 0 turns the choice off.
     step_size, max_steps, tol : float, int, float
         Adam step size, step cap and relative loss change of the stopping rule.
     progress_bar : bool, default False

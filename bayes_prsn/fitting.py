@@ -23,6 +23,7 @@ __all__ = [
     "MINIBATCH_ABOVE",
     "AUTO_BATCH_SIZE",
     "minibatch_sizes",
+    "population_sites",
     "resolve_devices",
     "run_map",
     "state_from_map",
@@ -107,6 +108,24 @@ def run_map(
         devices=resolve_devices(config.devices),
         batch_sizes=batch_sizes,
     )
+
+
+def population_sites(params: dict, population: np.ndarray) -> dict:
+    """The sites of a fit with every sample's model at the population GLM ``population``.
+
+    The smoothing choice falls back to this when per-sample models do not
+    predict held-out samples better than one model for everyone: the shared
+    offset is the population GLM, and the dictionary, the encoder's output
+    layer and every sample's own code are zero, so nothing is personalised.
+    The covariate metric and the encoder's hidden layer of ``params`` (the
+    fallback fit) are kept. Needs the shared offset.
+    """
+    sites = {name: np.asarray(value) for name, value in params.items()}
+    sites["offset"] = np.asarray(population, dtype=sites["offset"].dtype)
+    for name in ("dictionary", "encoder_out", "code_residual", "embedding"):
+        if name in sites:
+            sites[name] = np.zeros_like(sites[name])
+    return sites
 
 
 def state_from_map(

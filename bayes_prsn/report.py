@@ -80,17 +80,17 @@ def _fit_lines(estimator) -> list[str]:
         chosen = report["chosen"]
         fallback = chosen >= len(report["scores"])
         score = report["population"] if fallback else report["scores"][chosen]
-        measure = (
-            "mean squared error of standardised y"
-            if estimator.family_ == "gaussian"
-            else "mean log-loss"
-        )
+        measure = {
+            "gaussian": "mean squared error of standardised y",
+            "bernoulli": "mean log-loss",
+            "poisson": "mean Poisson deviance",
+        }[estimator.family_]
         lines.append(
             f"held-out fit (samples left out of the fit; {measure}):\n  per-sample models "
             f"{score:.4g}, one population model {report['population']:.4g}"
             + (
-                "; no per-sample candidate beat the population model, so the models were "
-                "smoothed back to it"
+                "; per-sample models did not beat the population model by more than one "
+                "standard error, so every sample's model is the population's"
                 if fallback
                 else ""
             )

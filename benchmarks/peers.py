@@ -14,11 +14,11 @@ and reports theta-MSE (per-sample coefficients against the truth, in the
 generator's units) on training and held-out samples, held-out predictive
 error (MSE, log-loss or mean Poisson deviance), fit time (median over
 ``--repeats`` fresh processes, so start-up and JAX/torch compilation are
-included) and the peak resident memory of the fitting process. A real data
-set follows: scikit-learn's diabetes data (covariates age, sex, bmi; the
-other seven variables as predictors; standardised target), 5-fold
-cross-validated test MSE with ``KFold(5, shuffle=True, random_state=0)``,
-against least squares on all ten variables.
+included) and the peak resident memory of the fitting process. Real data
+sets follow (``real_data.py``: diabetes and Georgia in its two published
+set-ups): 5-fold cross-validated test MSE of the standardised response with
+``KFold(5, shuffle=True, random_state=--split-seed)``, against least squares
+on the predictors and on every variable (predictors and covariates).
 
 Every method runs in a subprocess through ``peer_runner.py``. The peers live
 in their own virtual environments (ANCHORS.md has the recipe); give their
@@ -29,6 +29,7 @@ script says so.
 
     python benchmarks/peers.py --repeats 3
     python benchmarks/peers.py --datasets toy,null --repeats 1 --no-diabetes
+    python benchmarks/peers.py --real-only --split-seed 1 --output results/real_1.json
 
 Results: a markdown table on stdout and ``results/peers.json``.
 """
@@ -45,6 +46,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -175,7 +179,7 @@ def _population(train, test, family):
 
 
 def score(result: dict, train, test, family: str) -> dict:
-    from bayes_prsn.estimator import _predictive_loss
+    from bayes_prsn.models import family as family_of
 
     if "error" in result:
         return {"error": result["error"]}
@@ -188,7 +192,9 @@ def score(result: dict, train, test, family: str) -> dict:
     if "coef_test" in result:
         coef, intercept = np.asarray(result["coef_test"]), np.asarray(result["intercept_test"])
         row["theta_mse_test"] = float(np.mean((coef - test.coef) ** 2))
-        row["pred_error_test"] = _predictive_loss(_link(test.X, coef, intercept), test.y, family)
+        row["pred_error_test"] = family_of(family).predictive_loss(
+            _link(test.X, coef, intercept), test.y
+        )
     return row
 
 
@@ -227,25 +233,16 @@ def _short(row: dict) -> str:
     return f"theta-MSE {row['theta_mse_train']:.4g}, {row['fit_seconds']:.1f} s"
 
 
-def run_diabetes(pythons: dict, folder: Path) -> dict:
-    """5-fold CV test MSE on scikit-learn's diabetes data (standardised target)."""
-    import pandas as pd
-    from sklearn.datasets import load_diabetes
+def run_real(name: str, pythons: dict, folder: Path, georgia, split_seed: int = 0) -> dict:
+    """5-fold CV test MSE (standardised response) on the real data set ``name``."""
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import KFold
 
     from bayes_prsn.simulate import SimulatedData
 
-    raw = load_diabetes(as_frame=True, scaled=False)
-    frame, target = raw.data, raw.target.to_numpy(float)
-    y = (target - target.mean()) / target.std()
-    covariate_names = ["age", "sex", "bmi"]
-    predictors = [c for c in frame.columns if c not in covariate_names]
-    covariates = frame[covariate_names].copy()
-    covariates["sex"] = pd.Categorical(covariates["sex"].astype(int))
-    X = frame[predictors].to_numpy(float)
-    errors: dict[str, list] = {"ols_all_ten": [], "ols_predictors": [], **{m: [] for m in pythons}}
-    folds = KFold(5, shuffle=True, random_state=0).split(X)
+    X, y, covariates, everything = real_data.load(name, georgia)
+    errors: dict[str, list] = {"ols_all": [], "ols_predictors": [], **{m: [] for m in pythons}}
+    folds = KFold(5, shuffle=True, random_state=split_seed).split(X)
     n_p = X.shape[1]
 
     def part(index):
@@ -256,19 +253,18 @@ def run_diabetes(pythons: dict, folder: Path) -> dict:
             np.zeros((len(index), n_p)),
             np.zeros(len(index)),
             "gaussian",
-            "diabetes",
+            name,
         )
 
     for fold, (train_index, test_index) in enumerate(folds):
         train, test = part(train_index), part(test_index)
-        everything = frame.to_numpy(float)
         ols = LinearRegression().fit(everything[train_index], y[train_index])
-        errors["ols_all_ten"].append(
+        errors["ols_all"].append(
             float(np.mean((ols.predict(everything[test_index]) - y[test_index]) ** 2))
         )
-        ols7 = LinearRegression().fit(train.X, train.y)
-        errors["ols_predictors"].append(float(np.mean((ols7.predict(test.X) - test.y) ** 2)))
-        path = folder / f"diabetes_{fold}.npz"
+        ols_p = LinearRegression().fit(train.X, train.y)
+        errors["ols_predictors"].append(float(np.mean((ols_p.predict(test.X) - test.y) ** 2)))
+        path = folder / f"{name}_{fold}.npz"
         _prepare(train, test, "gaussian", path)
         _prepare_context(path)
         for method, python in pythons.items():
@@ -281,7 +277,7 @@ def run_diabetes(pythons: dict, folder: Path) -> dict:
             eta = _link(test.X, np.asarray(result["coef_test"]), result["intercept_test"])
             errors[method].append(float(np.mean((eta - test.y) ** 2)))
         print(
-            f"  diabetes fold {fold}: "
+            f"  {name} fold {fold}: "
             + ", ".join(f"{m} {v[-1]:.3f}" for m, v in errors.items() if v),
             file=sys.stderr,
             flush=True,
@@ -330,7 +326,15 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--contextualized-python")
     parser.add_argument("--gwr-python")
-    parser.add_argument("--no-diabetes", action="store_true")
+    parser.add_argument(
+        "--real",
+        default=",".join(real_data.NAMES),
+        help="real data sets, comma-separated (none: skip them)",
+    )
+    parser.add_argument("--no-diabetes", action="store_true", help="same as --real none")
+    parser.add_argument("--real-only", action="store_true", help="skip the simulated data")
+    parser.add_argument("--split-seed", type=int, default=0, help="KFold's random_state")
+    parser.add_argument("--georgia-csv", help="libpysal's GData_utm.csv, if libpysal is not found")
     parser.add_argument("--output", default=str(RESULTS / "peers.json"))
     args = parser.parse_args(argv)
     pythons = {
@@ -349,19 +353,30 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         rows = [
             run_simulated(name, pythons, args.repeats, args.seed, Path(folder))
-            for name in args.datasets.split(",")
+            for name in ([] if args.real_only else args.datasets.split(","))
         ]
-        diabetes = None if args.no_diabetes else run_diabetes(pythons, Path(folder))
-    print(table(rows, methods))
-    if diabetes:
-        print("\n| diabetes, 5-fold CV test MSE | mean | folds |\n|---|---|---|")
-        for method, value in diabetes.items():
+        names = [] if args.no_diabetes or args.real == "none" else args.real.split(",")
+        georgia = real_data.georgia_path(pythons["gwr"], args.georgia_csv)
+        real = {
+            name: run_real(name, pythons, Path(folder), georgia, args.split_seed) for name in names
+        }
+    if rows:
+        print(table(rows, methods))
+    for name, errors in real.items():
+        print(f"\n| {name}, 5-fold CV test MSE | mean | folds |\n|---|---|---|")
+        for method, value in errors.items():
             folds = ", ".join(f"{v:.3f}" for v in value["folds"])
             print(f"| {method} | {_fmt(value['mean'], 4)} | {folds} |")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(
         json.dumps(
-            {"repeats": args.repeats, "seed": args.seed, "rows": rows, "diabetes": diabetes},
+            {
+                "repeats": args.repeats,
+                "seed": args.seed,
+                "split_seed": args.split_seed,
+                "rows": rows,
+                "real": real,
+            },
             indent=1,
         )
     )

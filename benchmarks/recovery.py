@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bayes_prsn.models import family as family_of
 
 from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, simulate
-from bayes_prsn.estimator import _predictive_loss
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_OUT = 0.2
@@ -72,11 +72,11 @@ def run_one(name: str, seed: int) -> dict:
         "theta_mse_train_population": float(np.mean((pop_coef - train.coef) ** 2)),
         "theta_mse_test": float(np.mean((new_coef - test.coef) ** 2)),
         "theta_mse_test_population": float(np.mean((pop_coef - test.coef) ** 2)),
-        "pred_error_test": _predictive_loss(
-            _link(test.X, new_coef, new_intercept), test.y, data.family
+        "pred_error_test": family_of(data.family).predictive_loss(
+            _link(test.X, new_coef, new_intercept), test.y
         ),
-        "pred_error_test_population": _predictive_loss(
-            _link(test.X, pop_coef, pop_intercept), test.y, data.family
+        "pred_error_test_population": family_of(data.family).predictive_loss(
+            _link(test.X, pop_coef, pop_intercept), test.y
         ),
     }
     row["theta_ratio_train"] = row["theta_mse_train"] / row["theta_mse_train_population"]

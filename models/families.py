@@ -59,9 +59,14 @@ class Gaussian:
         return -0.5 * ((y - eta) / noise_scale) ** 2 - np.log(noise_scale * np.sqrt(2 * np.pi))
 
     @staticmethod
-    def predictive_loss(eta: np.ndarray, y: np.ndarray) -> float:
+    def pointwise_loss(eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Squared error of every sample."""
+        return (y - eta) ** 2
+
+    @classmethod
+    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray) -> float:
         """Mean squared error."""
-        return float(np.mean((y - eta) ** 2))
+        return float(np.mean(cls.pointwise_loss(eta, y)))
 
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator) -> np.ndarray:
@@ -95,9 +100,14 @@ class Bernoulli:
         return y * eta - np.logaddexp(0.0, eta)
 
     @staticmethod
-    def predictive_loss(eta: np.ndarray, y: np.ndarray) -> float:
+    def pointwise_loss(eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Log-loss of every sample."""
+        return np.logaddexp(0.0, eta) - y * eta
+
+    @classmethod
+    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray) -> float:
         """Mean log-loss."""
-        return float(np.mean(np.logaddexp(0.0, eta) - y * eta))
+        return float(np.mean(cls.pointwise_loss(eta, y)))
 
     @classmethod
     def replicate(cls, eta, noise_scale, rng: np.random.Generator) -> np.ndarray:
@@ -137,11 +147,16 @@ class Poisson:
         return y * np.log(mu) - mu - gammaln(y + 1.0)
 
     @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray) -> float:
-        """Mean Poisson deviance."""
+    def pointwise_loss(cls, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Poisson deviance of every sample."""
         mu = cls.mean(eta)
         ratio = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-        return float(np.mean(2.0 * (ratio - (y - mu))))
+        return 2.0 * (ratio - (y - mu))
+
+    @classmethod
+    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray) -> float:
+        """Mean Poisson deviance."""
+        return float(np.mean(cls.pointwise_loss(eta, y)))
 
     @classmethod
     def replicate(cls, eta, noise_scale, rng: np.random.Generator) -> np.ndarray:

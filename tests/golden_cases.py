@@ -8,12 +8,18 @@ minibatch fits, numeric and categorical covariates, the encoder on and off, a
 given noise scale, both prediction rules and the three posterior back-ends.
 It also writes two models saved in format version 1 (``tests/data/*.bprsn``).
 
-Issue 15 changed the posterior's target on purpose (the shared parts with
-learned scales instead of the codes given a fixed noise scale and gamma): the
-posterior outputs of the cases with the covariate encoder
-(:data:`REDEFINED_POSTERIOR`) are kept in ``golden_posterior.npz``, written
-by ``python tests/golden_cases.py --write-posterior`` with the code of that
-change; every other output still comes from the reference above.
+Issue 15 changed two things on purpose, and the outputs they redefined
+(:data:`REDEFINED`) are kept in ``golden_redefined.npz``, written by
+``python tests/golden_cases.py --write-redefined`` with the code of the
+second change; every other output (the ``no_encoder`` case, whose noise
+scale is given) still comes from the reference above:
+
+* the posterior's target (the shared parts with learned scales instead of
+  the codes given a fixed noise scale and gamma): the posterior outputs of
+  the cases with the covariate encoder (:data:`REDEFINED_POSTERIOR`);
+* the smoothing choice (K-fold cross-validation below 1,000 samples, the
+  one-standard-error rule, the population model as the fallback): every
+  output of the cases that choose their smoothing (:data:`REDEFINED_SMOOTHING`).
 
 Bits are only reproducible on the machine and software versions that wrote
 them (XLA and BLAS pick kernels per CPU; other releases round differently),
@@ -38,13 +44,24 @@ from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, simulate 
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "golden.npz"
-POSTERIOR_REFERENCE = DATA / "golden_posterior.npz"
-#: The outputs that issue 15 redefined: the posterior of every case with the encoder.
+REDEFINED_REFERENCE = DATA / "golden_redefined.npz"
+#: The cases that choose their smoothing on held-out samples (all but ``no_encoder``).
+CHOOSING = ("toy", "clustered", "minibatch", "classifier", "poisson_minibatch")
+#: The outputs that issue 15's new target redefined: the posterior of every case with the encoder.
 REDEFINED_POSTERIOR = frozenset(
     f"{case}.{output}"
-    for case in ("toy", "clustered", "minibatch", "classifier", "poisson_minibatch")
+    for case in CHOOSING
     for output in ("posterior_coef", "posterior_intercept", "interval_lower", "interval_upper")
 )
+#: The outputs that issue 15's smoothing choice redefined: every output of these cases.
+REDEFINED_SMOOTHING = frozenset(CHOOSING)
+
+
+def redefined(name: str) -> bool:
+    """Whether the output ``name`` is kept in ``golden_redefined.npz``."""
+    return name in REDEFINED_POSTERIOR or name.split(".")[0] in REDEFINED_SMOOTHING
+
+
 ENVIRONMENT = DATA / "golden_environment.json"
 #: Models saved by the code before the redesign (format version 1).
 SAVED = {
@@ -212,17 +229,17 @@ def new_samples(name: str):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--write-posterior"]:
+    if sys.argv[1:] == ["--write-redefined"]:
         outputs = run_cases()
-        redefined = {k: v for k, v in outputs.items() if k in REDEFINED_POSTERIOR}
-        np.savez_compressed(POSTERIOR_REFERENCE, **redefined)
+        kept = {k: v for k, v in outputs.items() if redefined(k)}
+        np.savez_compressed(REDEFINED_REFERENCE, **kept)
         if json.loads(ENVIRONMENT.read_text()) != environment():
             raise SystemExit("this environment is not the one that wrote golden.npz")
-        print(f"wrote {len(redefined)} arrays to {POSTERIOR_REFERENCE}")
+        print(f"wrote {len(kept)} arrays to {REDEFINED_REFERENCE}")
         raise SystemExit(0)
     if sys.argv[1:] != ["--write"]:
         raise SystemExit(
-            "usage: python tests/golden_cases.py --write | --write-posterior "
+            "usage: python tests/golden_cases.py --write | --write-redefined "
             "(overwrites the reference)"
         )
     DATA.mkdir(exist_ok=True)
