@@ -24,7 +24,10 @@ likelihood's curvature in :math:`\eta` (:math:`1/\sigma^2` for gaussian,
 :class:`SharedTarget`, holds the learned scales, the effective number of
 parameters :math:`\sum_b \gamma_b` and the covariance :math:`H^{-1}` of the
 Gaussian (linearised Laplace) approximation centred at the MAP; the Laplace
-back-end draws from it and NUTS uses it to precondition its moves.
+back-end draws from it and NUTS uses it to precondition its moves. The
+prior of the sampled target is centred where its mode is the MAP
+(:func:`prior_centre`), so every back-end describes one posterior around
+``coef_``.
 
 Cost: :math:`N` rows of :math:`J` with :math:`D` columns (the number of
 shared unknowns, a few hundred; not growing with :math:`N`), built in
@@ -46,6 +49,7 @@ __all__ = [
     "flatten",
     "mackay_scales",
     "precision_vector",
+    "prior_centre",
     "shared_target",
     "unflatten",
 ]
@@ -94,6 +98,8 @@ class SharedTarget(NamedTuple):
         Their derivatives with respect to the shared parts (float32).
     iterations : int
         MacKay iterations run.
+    prior_mean : ndarray (D,) or None
+        Centre of the shared parts' prior (:func:`prior_centre`); None: zero.
     """
 
     family: str
@@ -112,6 +118,28 @@ class SharedTarget(NamedTuple):
     iterations: int
     eta: np.ndarray
     jacobian: np.ndarray
+    prior_mean: np.ndarray | None = None
+
+
+def prior_centre(jacobian, residual, flat, precision) -> np.ndarray:
+    r"""The prior centre :math:`\mu` at which the linearised target's mode is the MAP.
+
+    The fit's own penalties on the shared parts (the code prior, distance
+    matching, the encoder's priors) are not a zero-mean Gaussian; at the
+    MAP :math:`\hat w` their gradient balances the likelihood's,
+    :math:`g = J^\top r` with :math:`r` the likelihood's derivative in
+    :math:`\eta` (:math:`(y - \eta)/\sigma^2` for gaussian, :math:`y - \mu`
+    otherwise). The Gaussian prior with the learned precisions
+    :math:`\alpha` and centre :math:`\mu = \hat w - g / \alpha` has the same
+    gradient there, so :math:`\hat w` stays the posterior mode of the
+    linearised model: the Laplace approximation, NUTS and VI then describe
+    one posterior around ``coef_``. With the centre at zero, NUTS's posterior
+    mean sat a Newton step away from the MAP (issue 15: median
+    :math:`|\text{coef\_} - \text{mean}|/\text{sd}` 0.27 to 0.33; logistic
+    theta-MSE 1.19 against ``coef_``'s 0.41).
+    """
+    gradient = np.asarray(jacobian, dtype=float).T @ np.asarray(residual, dtype=float)
+    return np.asarray(flat, dtype=float) - gradient / np.asarray(precision, dtype=float)
 
 
 def flatten(sites: dict, shapes: dict) -> np.ndarray:
@@ -224,6 +252,12 @@ def shared_target(state) -> SharedTarget:
     precisions, noise_variance, effective, covariance, iterations = mackay_scales(
         gram, squared_error, flatten(sites, shapes), shapes, likelihood.has_noise_scale, X.shape[0]
     )
+    flat = flatten(sites, shapes)
+    if likelihood.has_noise_scale:
+        residual = (y - eta) / noise_variance
+    else:
+        residual = y - likelihood.mean(eta)
+    mean = prior_centre(jacobian, residual, flat, precision_vector(precisions, shapes))
     return SharedTarget(
         family=state.family,
         X=X,
@@ -241,6 +275,7 @@ def shared_target(state) -> SharedTarget:
         iterations=iterations,
         eta=eta,
         jacobian=jacobian,
+        prior_mean=mean,
     )
 
 

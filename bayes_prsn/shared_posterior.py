@@ -65,6 +65,9 @@ def _whitened(target: SharedTarget, *, sample_noise: bool):
         "y": jnp.asarray(target.y, dtype=jnp.float32),
         "family": target.family,
         "noise_scale": None if sample_noise else target.noise_scale,
+        "prior_mean": None
+        if target.prior_mean is None
+        else jnp.asarray(target.prior_mean, dtype=jnp.float32),
     }
     dimension = centre.shape[0]
 

@@ -13,11 +13,12 @@ Here :math:`\bar r_i` is held fixed at the pooled residual that ``coef_``
 uses (the mean MAP residual of the sample's nearest training samples under
 the learned metric; the posterior adds its standard error apart from this
 density, see :mod:`bayes_prsn.sampling`), and the shared parts :math:`w` are the unknowns, each
-block :math:`b` with a normal prior :math:`N(0, \alpha_b^{-1})` whose
-precision :math:`\alpha_b` is learned from the data
-(:mod:`bayes_prsn.evidence`). The posterior's target is this model
-linearised in :math:`w` at the MAP :math:`\hat w` (:func:`linearised_glm`):
-a generalised linear model in :math:`w`, whose coefficients are
+block :math:`b` with a normal prior :math:`N(\mu_b, \alpha_b^{-1})` whose
+precision :math:`\alpha_b` is learned from the data and whose centre
+:math:`\mu` makes the MAP the target's mode (:mod:`bayes_prsn.evidence`).
+The posterior's target is this model linearised in :math:`w` at the MAP
+:math:`\hat w` (:func:`linearised_glm`): a generalised linear model in
+:math:`w`, whose coefficients are
 :math:`\theta_i(\hat w) + J_{\theta_i}(w - \hat w)`
 (:func:`linearised_coefficients`). Pushing a Gaussian around :math:`\hat w`
 through the network itself instead would move hidden units that the data
@@ -86,22 +87,26 @@ def linearised_coefficients(sites: dict, deltas: dict, features, residual_codes,
     return (base + tangent).reshape(*batch, *base.shape)
 
 
-def linearised_glm(eta, jacobian, centre, precision, y=None, *, family: str, noise_scale=None):
+def linearised_glm(
+    eta, jacobian, centre, precision, y=None, *, family: str, noise_scale=None, prior_mean=None
+):
     r"""The target: a GLM in the shared parts, the model linearised at the MAP.
 
     .. math::
 
-        w \sim N(0, \mathrm{diag}(\alpha)^{-1}), \qquad
+        w \sim N(\mu, \mathrm{diag}(\alpha)^{-1}), \qquad
         y_i \sim \mathrm{family}\big(\eta_i + J_i (w - \hat w)\big),
 
     with :math:`\hat w` = ``centre`` (the MAP of the shared parts, flat),
     :math:`\eta` the linear predictors there and :math:`J` = ``jacobian``
     (n_samples, D) their derivatives; ``precision`` holds :math:`\alpha`
-    for every entry of :math:`w` (site ``"shared"``). The gaussian noise
-    scale is sampled (``HalfNormal(1)``) when ``noise_scale`` is None.
+    for every entry of :math:`w` (site ``"shared"``) and ``prior_mean``
+    :math:`\mu` (None: zero). The gaussian noise scale is sampled
+    (``HalfNormal(1)``) when ``noise_scale`` is None.
     """
     scale = 1.0 / jnp.sqrt(precision)
-    shared = numpyro.sample("shared", dist.Normal(0.0, scale).to_event(1))
+    loc = 0.0 if prior_mean is None else prior_mean
+    shared = numpyro.sample("shared", dist.Normal(loc, scale).to_event(1))
     likelihood = families.family(family)
     if likelihood.has_noise_scale and noise_scale is None:
         noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
