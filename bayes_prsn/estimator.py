@@ -335,8 +335,8 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         noise scale (gaussian) and then the encoder's smoothness (the largest
         prior scale of its input weights, from ``ENCODER_SCALE_GRID``).
         Below 1,000 samples every sample is held out once, in
-        ``round(1 / validation_fraction)`` folds. Each choice takes the
-        smoothest candidate within one standard error of the best, and the
+        ``round(1 / validation_fraction)`` folds, and each choice takes the
+        smoothest candidate within one standard error of the best. The
         population model wins unless per-sample models beat it by more than
         one standard error; then every sample's model is the population's
         (``validation_scores_`` says which). 0 turns the choice off.
