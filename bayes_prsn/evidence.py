@@ -249,14 +249,13 @@ def shared_target(state) -> SharedTarget:
             weight = likelihood.variance(likelihood.mean(eta_part))
         gram += jac.T @ (weight[:, None] * jac)
     squared_error = float(np.sum((y - eta) ** 2))
-    precisions, noise_variance, effective, covariance, iterations = mackay_scales(
-        gram, squared_error, flatten(sites, shapes), shapes, likelihood.has_noise_scale, X.shape[0]
-    )
     flat = flatten(sites, shapes)
-    if likelihood.has_noise_scale:
-        residual = (y - eta) / noise_variance
-    else:
-        residual = y - likelihood.mean(eta)
+    precisions, noise_variance, effective, covariance, iterations = mackay_scales(
+        gram, squared_error, flat, shapes, likelihood.has_noise_scale, X.shape[0]
+    )
+    # The likelihood's derivative in eta (canonical links): (y - mu) / noise
+    # variance, the variance being 1 for the families without a noise scale.
+    residual = (y - likelihood.mean(eta)) / noise_variance
     mean = prior_centre(jacobian, residual, flat, precision_vector(precisions, shapes))
     return SharedTarget(
         family=state.family,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .smoothing import is_fallback
 from .state import fitted_state, has_posterior
 
 __all__ = ["coefficient_table", "summary_text", "write_plots", "PLOT_FILES"]
@@ -77,9 +78,8 @@ def _fit_lines(estimator) -> list[str]:
         )
     report = state.validation_scores
     if report is not None:
-        chosen = report["chosen"]
-        fallback = chosen >= len(report["scores"])
-        score = report["population"] if fallback else report["scores"][chosen]
+        fallback = is_fallback(report)
+        score = report["population"] if fallback else report["scores"][report["chosen"]]
         measure = {
             "gaussian": "mean squared error of standardised y",
             "bernoulli": "mean log-loss",

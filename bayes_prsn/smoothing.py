@@ -126,9 +126,8 @@ def posterior_noise_scale(settings: dict, report: dict | None) -> float | None:
         return None
     if report is None:
         return float(settings["noise_scale"])
-    chosen = report["chosen"]
-    # The fallback has no score of its own: its fit is population-like.
-    score = report["scores"][chosen] if chosen < len(report["scores"]) else report["population"]
+    # The fallback has no score of its own: its fit is the population's.
+    score = report["population"] if is_fallback(report) else report["scores"][report["chosen"]]
     return float(np.sqrt(score))
 
 
@@ -195,7 +194,7 @@ def one_standard_error(losses: list[np.ndarray]) -> int:
     on data with little or no heterogeneity (``make_null``, 150 samples:
     theta-MSE up to 3.7x the population model's).
     """
-    best = int(np.argmin([np.mean(loss) for loss in losses]))
+    best = _best(losses)
     for index, loss in enumerate(losses):
         difference = loss - losses[best]
         if index == best or np.mean(difference) <= _standard_error(difference):
@@ -222,7 +221,6 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     if not masks:
         return _result(candidates[len(candidates) // 2], None, None)
     X, y = data["X"], data["y"]
-    held_out = np.concatenate([np.flatnonzero(m) for m in masks])
     pointwise = family(config.family).pointwise_loss
     n_total = len(masks) * (
         len(candidates) + (len(ENCODER_SCALE_GRID) - 1 if config.encoder_width else 0)
@@ -299,7 +297,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         "population": float(np.mean(population)),
         "chosen": best,
         "folds": len(masks),
-        "held_out": int(held_out.size),
+        "held_out": int(sum(mask.sum() for mask in masks)),
     }
     return _result(candidates[best], start, report)
 
