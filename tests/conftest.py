@@ -5,6 +5,7 @@ import os
 # Pin JAX to the CPU before anything imports it (a GPU box must give the same results).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import copy  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -27,6 +28,12 @@ def toy():
 @pytest.fixture(scope="session")
 def fitted_toy(toy):
     return PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+
+
+@pytest.fixture
+def fitted_toy_copy(fitted_toy):
+    """A copy of ``fitted_toy`` that a test may change (sample its posterior, say)."""
+    return copy.deepcopy(fitted_toy)
 
 
 @pytest.fixture(scope="session")

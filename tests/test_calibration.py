@@ -100,11 +100,11 @@ def test_pooled_residual_spread_is_the_standard_error_of_the_neighbour_mean(fitt
         np.testing.assert_allclose(factors[sample] @ factors[sample].T, expected, atol=1e-10)
 
 
-def test_laplace_posterior_is_centred_on_coef(toy):
+def test_laplace_posterior_is_centred_on_coef(fitted_toy_copy):
     """The Laplace draws' mean is ``coef_`` (the residuals' error has mean zero)."""
     from bayes_prsn import arviz_compat
 
-    estimator = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    estimator = fitted_toy_copy  # PersonalizedRegression(random_state=0) fitted to toy
     estimator.sample_posterior("laplace", num_samples=2000, random_state=3)
     coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values.reshape(
         -1, *estimator.coef_.shape
@@ -129,13 +129,13 @@ def test_prior_centre_makes_the_map_the_posterior_mode():
     np.testing.assert_allclose(mean, w_hat, atol=1e-10)
 
 
-def test_nuts_posterior_is_centred_on_coef(toy):
+def test_nuts_posterior_is_centred_on_coef(fitted_toy_copy):
     """NUTS's posterior mean is ``coef_`` up to Monte Carlo error: the target's
     mode is the MAP (issue 15's coherence: median gap / sd below 0.25; it was
     0.27 to 0.33 with the prior centred at zero)."""
     from bayes_prsn import arviz_compat
 
-    estimator = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    estimator = fitted_toy_copy  # PersonalizedRegression(random_state=0) fitted to toy
     estimator.sample_posterior(num_chains=2, random_state=3)
     coef = arviz_compat.group(estimator.idata_, "posterior")["coef"].values.reshape(
         -1, *estimator.coef_.shape
@@ -145,9 +145,9 @@ def test_nuts_posterior_is_centred_on_coef(toy):
     assert np.median(gap) < 0.1
 
 
-def test_options_the_shared_back_ends_do_not_take_are_refused(toy):
+def test_options_the_shared_back_ends_do_not_take_are_refused(fitted_toy_copy):
     """An option of the code target's back-ends (or a bad one) is an error, never ignored."""
-    estimator = PersonalizedRegression(random_state=0).fit(toy.X, toy.y, covariates=toy.covariates)
+    estimator = fitted_toy_copy  # PersonalizedRegression(random_state=0) fitted to toy
     with pytest.raises(TypeError, match="structure"):
         estimator.sample_posterior("laplace", num_samples=10, structure="dense")
     with pytest.raises(ValueError, match="guide_rank must be an integer >= 1"):
