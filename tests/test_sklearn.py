@@ -1,15 +1,6 @@
-"""The estimators as scikit-learn citizens: params, clone, routing, covariate_columns, checks.
+"""The estimators as scikit-learn citizens: params, clone, routing, covariate_columns.
 
-scikit-learn's estimator checks run on estimators that take their covariates
-from X (``covariate_columns="all"``), since the checks call ``fit(X, y)``
-without covariates. All of them pass except:
-
-- ``check_array_api_input``: skipped by scikit-learn itself unless
-  ``SCIPY_ARRAY_API=1`` is set (the model runs in JAX; array-API inputs are
-  not supported).
-
-Multiclass checks are replaced by ``check_classifier_not_supporting_multiclass``
-(the classifier is binary, declared in its tags).
+scikit-learn's own estimator checks are in ``test_sklearn_checks.py``.
 """
 
 import warnings
@@ -23,27 +14,11 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayes_prsn import ConvergenceWarning, PersonalizedClassifier, PersonalizedRegression, simulate
 
 # Short fits inside the scikit-learn tools; their convergence is not what is tested here.
 pytestmark = pytest.mark.filterwarnings("ignore::bayes_prsn.svi.ConvergenceWarning")
-
-CHECK_SETTINGS = dict(
-    covariate_columns="all", n_neighbors=3, max_steps=50, validation_fraction=0.0, random_state=0
-)
-
-
-@parametrize_with_checks(
-    [PersonalizedRegression(**CHECK_SETTINGS), PersonalizedClassifier(**CHECK_SETTINGS)]
-)
-def test_sklearn_estimator_checks(estimator, check):
-    with warnings.catch_warnings():
-        # 50 steps are far too few to converge; the checks test the API, not the fit.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        check(estimator)
 
 
 def test_params_clone_repr():
