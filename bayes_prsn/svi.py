@@ -338,7 +338,8 @@ def _finite_check(get_params):
     """Whether every parameter of a state is finite, compiled: one device sync per chunk.
 
     (Read one by one, the parameters cost a sync each and ran the guide's
-    transforms op by op: about 8 ms per chunk, most of a small fit's time.)
+    transforms op by op: a tenth of a 200-sample fit's time, 2.7 s against
+    2.3-2.5 s now.)
     """
 
     def check(state):

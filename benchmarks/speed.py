@@ -12,7 +12,9 @@ interpreter start not counted:
   included), up to ``--cv-max`` samples;
 - GWR: mgwr's bandwidth search and fit (the peers harness,
   ``peer_runner.py gwr``), up to ``--gwr-max`` samples, when
-  ``BAYES_PRSN_GWR_PYTHON`` (or ``--gwr-python``) names a Python with mgwr.
+  ``BAYES_PRSN_GWR_PYTHON`` (or ``--gwr-python``) names a Python with mgwr;
+  its data are a draw of N + 10 samples from the same generator and seed,
+  the last 10 of which it predicts (its harness always predicts some).
 
 Each is repeated ``--repeats`` times (default 3); the table shows medians
 and the JSON (``results/speed.json``) every run. ``--tree`` runs the
