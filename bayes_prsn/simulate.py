@@ -25,6 +25,7 @@ __all__ = [
     "GENERATORS",
     "make_toy",
     "make_low_rank",
+    "make_small_low_rank",
     "make_clustered",
     "make_logistic",
     "make_poisson",
@@ -163,6 +164,26 @@ def make_low_rank(
     y = _respond(np.sum(X * coef, axis=1) + intercept, "gaussian", noise, rng)
     info = {"noise": noise, "rank": rank, "informative": [f"u{j}" for j in range(n_informative)]}
     return SimulatedData(X, y, covariates, coef, intercept, "gaussian", "low_rank", info)
+
+
+def make_small_low_rank(n_samples: int = 200, noise: float = 0.3, random_state=None):
+    """:func:`make_low_rank` with three predictors, two covariates (both informative), rank 2.
+
+    The small setting of the posterior's coverage tables and tests
+    (``benchmarks/posterior.py --generator issue3``, ``tests/test_coverage.py``)
+    and of ``examples/uncertainty.py``: few enough unknowns for NUTS in
+    seconds. Not in :data:`GENERATORS`, whose generators the benchmarks run at
+    their defaults.
+    """
+    return make_low_rank(
+        n_samples=n_samples,
+        n_features=3,
+        n_informative=2,
+        n_noise_covariates=0,
+        rank=2,
+        noise=noise,
+        random_state=random_state,
+    )
 
 
 def _low_rank_glm(

@@ -1,9 +1,9 @@
 """Posterior back-ends: interval coverage at four levels, sharpness, coherence, time, convergence.
 
 For each seed, data come from a ``bayes_prsn.simulate`` generator at its
-default settings (``--generator issue3``: ``make_low_rank`` with p = 3,
-two informative covariates, rank 2, noise 0.3, the setting of the earlier
-tables), with ``--n-samples`` training samples plus a quarter as many new
+default settings (``--generator issue3``: ``make_small_low_rank``, that is
+``make_low_rank`` with p = 3, two informative covariates, rank 2, noise 0.3,
+the setting of the earlier tables), with ``--n-samples`` training samples plus a quarter as many new
 samples from the same draw. The MAP is fitted with default settings, then
 ``sample_posterior(method=...)`` runs with its defaults.
 
@@ -48,15 +48,7 @@ LEVELS = (0.5, 0.8, 0.9, 0.95)
 def make_data(generator: str, n_samples: int, seed: int):
     total = n_samples + n_samples // 4
     if generator == "issue3":
-        return simulate.make_low_rank(
-            n_samples=total,
-            n_features=3,
-            n_informative=2,
-            n_noise_covariates=0,
-            rank=2,
-            noise=0.3,
-            random_state=seed,
-        )
+        return simulate.make_small_low_rank(n_samples=total, random_state=seed)
     return simulate.GENERATORS[generator](n_samples=total, random_state=seed)
 
 

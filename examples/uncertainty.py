@@ -34,14 +34,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     # Three predictors whose coefficients vary smoothly with two covariates.
-    data = simulate.make_low_rank(
-        n_samples=args.n_samples,
-        n_features=3,
-        n_informative=2,
-        n_noise_covariates=0,
-        rank=2,
-        random_state=args.seed,
-    )
+    data = simulate.make_small_low_rank(n_samples=args.n_samples, random_state=args.seed)
     est = PersonalizedRegression(random_state=args.seed).fit(
         data.X, data.y, covariates=data.covariates
     )

@@ -63,14 +63,7 @@ def fitted_classifier(logistic):
 @pytest.fixture(scope="session")
 def framed():
     """Small gaussian data as DataFrames with a non-default index."""
-    data = simulate.make_low_rank(
-        n_samples=120,
-        n_features=3,
-        n_informative=2,
-        n_noise_covariates=0,
-        rank=2,
-        random_state=5,
-    )
+    data = simulate.make_small_low_rank(n_samples=120, random_state=5)
     index = pd.Index([f"s{i}" for i in range(data.n_samples)], name="patient")
     X = pd.DataFrame(data.X, columns=["a", "b", "c"], index=index)
     covariates = data.covariates.set_axis(index)

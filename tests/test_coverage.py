@@ -47,15 +47,7 @@ def test_default_nuts_covers_at_every_level():
     """
     coverages, sharpness = [], []
     for seed in (11, 12, 13, 14):
-        data = simulate.make_low_rank(
-            n_samples=200,
-            n_features=3,
-            n_informative=2,
-            n_noise_covariates=0,
-            rank=2,
-            noise=0.3,
-            random_state=seed,
-        )
+        data = simulate.make_small_low_rank(n_samples=200, random_state=seed)
         estimator = PersonalizedRegression(random_state=seed).fit(
             data.X, data.y, covariates=data.covariates
         )
