@@ -42,7 +42,7 @@ from .smoothing import FALLBACK_NOISE_SCALE as FALLBACK_NOISE_SCALE
 from .smoothing import LIKELIHOOD_SCALE_GRID as LIKELIHOOD_SCALE_GRID
 from .smoothing import NOISE_SCALE_GRID as NOISE_SCALE_GRID
 from .smoothing import VALIDATION_SAMPLES as VALIDATION_SAMPLES
-from .smoothing import choose_smoothing, is_fallback
+from .smoothing import WARM_START_MIN_STEPS, choose_smoothing, is_fallback
 from .state import FittedState, fitted_state, published_attributes
 from .uncertainty import UncertaintyMixin
 
@@ -161,7 +161,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         # Continue from the chosen candidate's MAP: the final fit only adds the
         # held-out samples' likelihood (a steep encoder unit takes thousands of
         # steps to form; toy data: 0.0037 against 0.0072 when started afresh
-        # with the same step cap).
+        # with the same step cap); from there the stopping rule ends it after
+        # ``WARM_START_MIN_STEPS``, not the 500 steps of a fresh start.
         result = run_map(
             problem.key,
             problem.data,
@@ -170,6 +171,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             config,
             warn=True,
             batch_sizes=batch_sizes,
+            min_steps=None if smoothing.start is None else WARM_START_MIN_STEPS,
         )
         if config.offset and is_fallback(smoothing.report):
             result = result._replace(params=population_sites(result.params, problem.population))

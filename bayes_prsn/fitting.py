@@ -79,6 +79,7 @@ def run_map(
     mask=None,
     description: str = "MAP (SVI)",
     batch_sizes=None,
+    min_steps: int | None = None,
 ) -> SVIResult:
     """The MAP of the model on ``data`` with ``settings``, started at ``init``.
 
@@ -107,6 +108,7 @@ def run_map(
         warn=warn,
         devices=resolve_devices(config.devices),
         batch_sizes=batch_sizes,
+        **({} if min_steps is None else {"min_steps": min_steps}),
     )
 
 
