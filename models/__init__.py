@@ -22,6 +22,7 @@ from .personalized import (
     code_log_prior,
     coef_log_prior,
     distance_potential,
+    pair_potential,
     personalized_regression,
     personalized_regression_minibatch,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "encoder_input_scales",
     "family",
     "fitted_encoder_weights",
+    "pair_potential",
     "personalized_regression",
     "personalized_regression_minibatch",
     "linearised_coefficients",

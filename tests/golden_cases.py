@@ -21,13 +21,28 @@ scale is given) still comes from the reference above:
   one-standard-error rule, the population model as the fallback): every
   output of the cases that choose their smoothing (:data:`REDEFINED_SMOOTHING`).
 
-Issue 16 changed the same outputs again, and ``golden_redefined.npz`` was
-written anew with its code: the noise-scale candidates after the first, and
-the final fit, start from a neighbouring fit's MAP and may stop after 100
-steps (``smoothing.WARM_START_MIN_STEPS``). Before writing it, every other
-output was checked against the reference: the same bits, the losses and the
-conditional-MAP predictions within the tolerances of ``test_golden.py``, the
-minibatch cases' estimates the same bits (their final fit starts afresh).
+Issue 16 changed these outputs again, and those of ``no_encoder``
+(:data:`REDEFINED_LAYOUT`), and ``golden_redefined.npz`` was written anew
+with its code, in two steps:
+
+* warm starts: the noise-scale candidates after the first, and the final
+  fit, start from a neighbouring fit's MAP and may stop after 100 steps
+  (``smoothing.WARM_START_MIN_STEPS``). Before writing, every other output
+  was checked against the reference: the same bits (the minibatch cases'
+  estimates too: their final fit starts afresh), the losses and the
+  conditional-MAP predictions within the tolerances of ``test_golden.py``;
+* the full-batch potential's layout (``models.pair_potential``): the same
+  sum in another order, equal to ``distance_potential`` to float32 rounding
+  (``test_models.py``). Hundreds of Adam steps carry that rounding into the
+  MAP (``no_encoder``: coefficients up to 3e-4 relative), and NUTS chains
+  from another start give other draws (``no_encoder``, 2 chains of 10
+  draws: posterior means within about one posterior sd, the Monte Carlo
+  error of 20 draws). The minibatch cases' estimates stayed the same bits
+  (their model is unchanged).
+
+Since then every fit output is compared with ``golden_redefined.npz``;
+``golden.npz`` remains the reference of the two models saved in format
+version 1, whose loading and predictions do not go through the changed code.
 
 Bits are only reproducible on the machine and software versions that wrote
 them (XLA and BLAS pick kernels per CPU; other releases round differently),
@@ -63,11 +78,14 @@ REDEFINED_POSTERIOR = frozenset(
 )
 #: The outputs that issue 15's smoothing choice redefined: every output of these cases.
 REDEFINED_SMOOTHING = frozenset(CHOOSING)
+#: The case whose outputs issue 16's layout of the potential redefined (float32 rounding).
+REDEFINED_LAYOUT = frozenset({"no_encoder"})
 
 
 def redefined(name: str) -> bool:
     """Whether the output ``name`` is kept in ``golden_redefined.npz``."""
-    return name in REDEFINED_POSTERIOR or name.split(".")[0] in REDEFINED_SMOOTHING
+    case = name.split(".")[0]
+    return name in REDEFINED_POSTERIOR or case in REDEFINED_SMOOTHING | REDEFINED_LAYOUT
 
 
 ENVIRONMENT = DATA / "golden_environment.json"

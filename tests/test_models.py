@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
-from bayes_prsn.models import FAMILIES, personalized_regression
+from bayes_prsn.models import FAMILIES, distance_potential, pair_potential, personalized_regression
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
@@ -88,6 +88,38 @@ def test_distance_matching_value():
     expected = -0.5 * 3.0 * 4 * (1.5 - gap) ** 2
     got = float(trace["distance_matching"]["fn"].log_prob(None))
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pair_potential_is_distance_potential_in_another_layout(rank, weighted):
+    """The full-batch model's potential: the same value and gradients as the plain sum."""
+    rng = np.random.default_rng(rank)
+    n, n_pairs, m = 50, 400, 3
+    pairs = jnp.asarray(rng.integers(0, n, (n_pairs, 2)))
+    distances = jnp.asarray(np.abs(rng.normal(size=(n_pairs, m))), dtype=jnp.float32)
+    pair_weights = jnp.asarray(rng.uniform(0.1, 1.0, n_pairs)) if weighted else None
+    embedding = jnp.asarray(rng.normal(size=(n, rank)), dtype=jnp.float32)
+    weights = jnp.asarray([0.5, 1.0, 2.0])
+
+    def plain(embedding, weights):
+        return distance_potential(
+            embedding[pairs[:, 0]],
+            embedding[pairs[:, 1]],
+            distances @ weights,
+            0.7,
+            pair_weights=pair_weights,
+        )
+
+    def fast(embedding, weights):
+        return pair_potential(embedding, pairs, distances, weights, 0.7, pair_weights=pair_weights)
+
+    expected = jax.value_and_grad(plain, argnums=(0, 1))(embedding, weights)
+    got = jax.value_and_grad(fast, argnums=(0, 1))(embedding, weights)
+    # float32 sums in another order: a few ulps of the largest terms.
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    for g, e in zip(got[1], expected[1], strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(e))))
 
 
 def test_bad_family_and_prior():
