@@ -94,6 +94,11 @@ def distance_potential(code_i, code_j, rho, gamma, *, pair_weights=None, epsilon
     for a new code.
     """
     code_distance = jnp.sqrt(jnp.sum((code_i - code_j) ** 2, axis=-1) + epsilon**2)
+    return _matching(code_distance, rho, gamma, pair_weights, scale)
+
+
+def _matching(code_distance, rho, gamma, pair_weights, scale=1.0):
+    r""":math:`\tfrac{\gamma}{2} s \sum w_{ij} (\rho_{ij} - \text{code distance}_{ij})^2`."""
     mismatch = (rho - code_distance) ** 2
     if pair_weights is not None:
         mismatch = pair_weights * mismatch
@@ -119,10 +124,7 @@ def pair_potential(
     for row in range(1, difference.shape[0]):
         squared = squared + difference[row] ** 2
     code_distance = jnp.sqrt(squared + epsilon**2)
-    mismatch = (weights @ pair_distances.T - code_distance) ** 2
-    if pair_weights is not None:
-        mismatch = pair_weights * mismatch
-    return 0.5 * gamma * jnp.sum(mismatch)
+    return _matching(code_distance, weights @ pair_distances.T, gamma, pair_weights)
 
 
 def _encoder_weights(n_inputs: int, width: int, rank: int, input_scale=ENCODER_SCALE):
