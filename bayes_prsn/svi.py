@@ -288,6 +288,7 @@ class _RestartingChunks:
         self.static, self.shapes, self.chunk_size = static, shapes, chunk_size
         self.rng_key, self.kwargs, self.init_params = rng_key, kwargs, init_params
         self.step_size, self.max_restarts, self.restarts = step_size, max_restarts, 0
+        self.check_first_loss = False
         self.svi, self.init, self.run_chunk, self.get_params = _compiled(
             static, shapes, step_size, chunk_size
         )
@@ -299,7 +300,8 @@ class _RestartingChunks:
         the first update); minibatch runs evaluate it on their first batch here.
         """
         state, initial_loss = self.init(self.rng_key, self.init_params, self.kwargs)
-        if initial_loss is not None and not np.isfinite(float(initial_loss)):
+        self.check_first_loss = initial_loss is None
+        if not self.check_first_loss and not np.isfinite(float(initial_loss)):
             _non_finite_start()
         return state
 
@@ -308,8 +310,10 @@ class _RestartingChunks:
             chunk_key = jax.random.fold_in(self.rng_key, index + 1000 * self.restarts)
             new_state, losses = self.run_chunk(state, self.kwargs, chunk_key)
             losses = np.asarray(losses)
-            if index == 0 and self.restarts == 0 and not np.isfinite(losses[0]):
-                _non_finite_start()
+            if self.check_first_loss:
+                self.check_first_loss = False
+                if not np.isfinite(losses[0]):
+                    _non_finite_start()
             if np.all(np.isfinite(losses)) and bool(_finite_check(self.get_params)(new_state)):
                 return new_state, losses
             self._restart(losses, index)
