@@ -291,8 +291,15 @@ def run_mcmc(kernel, rng_key, starts: dict, kwargs: dict, *, num_chains: int, **
 
 
 def sample_stats(mcmc) -> dict:
-    """NUTS statistics of every draw, under ArviZ's names."""
-    extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    """NUTS statistics of every draw, under ArviZ's names.
+
+    ``mcmc``: NumPyro's MCMC after :func:`run_mcmc`, or its extra fields
+    (``diverging``, ``num_steps``, ``accept_prob``, ``energy``,
+    ``potential_energy``, ``adapt_state.step_size``), shaped (chain, draw).
+    """
+    if not isinstance(mcmc, dict):
+        mcmc = mcmc.get_extra_fields(group_by_chain=True)
+    extra = {k: np.asarray(v) for k, v in mcmc.items()}
     n_steps = extra["num_steps"].astype(np.int64)
     return {
         "diverging": extra["diverging"].astype(bool),

@@ -27,6 +27,7 @@ Each back-end returns :class:`~bayes_prsn.posterior.PosteriorDraws` whose
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -41,44 +42,161 @@ from .posterior import (
     check_draw_counts,
     fit_guide,
     resolve_chain_method,
-    run_mcmc,
     sample_stats,
 )
 
 __all__ = ["SHARED_BACKENDS", "run_shared_laplace", "run_shared_nuts", "run_shared_vi"]
 
 
-def _whitened(target: SharedTarget, *, sample_noise: bool):
-    """The target in whitened coordinates, its centre (the MAP) and Cholesky factor."""
+def _whitened_model(
+    centre, factor, eta, jacobian, precision, y, prior_mean, noise_scale, *, family: str
+):
+    """The target in whitened coordinates u, with the shared parts ``centre + factor @ u``.
+
+    Module-level, with the data as arguments, so that one compiled sampler
+    serves every target of the same shapes (see :func:`_nuts_sampler`).
+    ``noise_scale`` None: sampled where the family has one.
+    """
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
 
+    u = numpyro.sample(
+        "whitened", dist.ImproperUniform(constraints.real, (), event_shape=(centre.shape[0],))
+    )
+    with numpyro.handlers.condition(data={"shared": centre + factor @ u}):
+        linearised_glm(
+            eta,
+            jacobian,
+            centre,
+            precision,
+            y,
+            family=family,
+            noise_scale=noise_scale,
+            prior_mean=prior_mean,
+        )
+
+
+def _whitened(target: SharedTarget, *, sample_noise: bool):
+    """The arguments of :func:`_whitened_model`, the centre (the MAP) and the Cholesky factor."""
     centre = jnp.asarray(flatten(target.sites, target.shapes), dtype=jnp.float32)
     factor = jnp.asarray(np.linalg.cholesky(target.covariance), dtype=jnp.float32)
     arguments = {
+        "centre": centre,
+        "factor": factor,
         "eta": jnp.asarray(target.eta, dtype=jnp.float32),
         "jacobian": jnp.asarray(target.jacobian, dtype=jnp.float32),
-        "centre": centre,
         "precision": jnp.asarray(
             precision_vector(target.precisions, target.shapes), dtype=jnp.float32
         ),
         "y": jnp.asarray(target.y, dtype=jnp.float32),
-        "family": target.family,
-        "noise_scale": None if sample_noise else target.noise_scale,
         "prior_mean": None
         if target.prior_mean is None
         else jnp.asarray(target.prior_mean, dtype=jnp.float32),
+        # None: sampled (``sample_noise``), or a family without a noise scale.
+        "noise_scale": None
+        if sample_noise or target.noise_scale is None
+        else jnp.float32(target.noise_scale),
     }
-    dimension = centre.shape[0]
+    return arguments, centre, factor
 
-    def model():
-        u = numpyro.sample(
-            "whitened", dist.ImproperUniform(constraints.real, (), event_shape=(dimension,))
+
+#: The NUTS statistics kept for every draw (see :func:`bayes_prsn.posterior.sample_stats`).
+_FIELDS = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
+
+
+@functools.lru_cache(maxsize=4)
+def _nuts_chain(family: str, settings: tuple):
+    """A NUTS kernel for the whitened target of ``family`` and its compiled chain.
+
+    ``chain(state, arguments)`` runs ``num_warmup`` adapting steps from the
+    kernel's initial state, then ``num_samples`` steps keeping every
+    ``thinning``-th (as NumPyro's MCMC does), and returns the kept draws
+    (constrained) and their statistics. The data are arguments of the
+    compiled program, and the kernel and program are cached by ``settings``,
+    so a second target of the same shapes (another data set, the replicates
+    of a calibration check, the chains after the first) runs without
+    compiling again; NumPyro's MCMC compiles its loop on every run (about
+    1-3 s here). Not for concurrent use from several threads: the kernel
+    keeps the data of its last initialisation.
+    """
+    from numpyro.infer import NUTS
+
+    s = dict(settings)
+    kernel = NUTS(
+        functools.partial(_whitened_model, family=family),
+        target_accept_prob=s["target_accept_prob"],
+        max_tree_depth=s["max_tree_depth"],
+    )
+    thinning = s["thinning"]
+    kept, skipped = divmod(s["num_samples"], thinning)
+
+    def advance(state, arguments, steps):
+        def step(state, _):
+            return kernel.sample(state, (), arguments), None
+
+        return jax.lax.scan(step, state, None, length=steps)[0]
+
+    def draw(arguments, state, _):
+        state = advance(state, arguments, thinning)
+        fields = {name: getattr(state, name) for name in _FIELDS}
+        fields["adapt_state.step_size"] = state.adapt_state.step_size
+        return state, (state.z, fields)
+
+    def chain(state, arguments):
+        state = advance(state, arguments, s["num_warmup"] + skipped)
+        _, (z, fields) = jax.lax.scan(functools.partial(draw, arguments), state, None, kept)
+        return jax.vmap(kernel.postprocess_fn((), arguments))(z), fields
+
+    compiled = {
+        "sequential": jax.jit(chain),
+        "vectorized": jax.jit(jax.vmap(chain, in_axes=(0, None))),
+        "parallel": jax.pmap(chain, in_axes=(0, None)),
+    }
+    return kernel, compiled
+
+
+def _run_chains(family: str, settings: dict, key, starts: dict, arguments: dict, progress_bar):
+    """Draws and statistics (chain, draw, ...) of ``num_chains`` chains from ``starts``.
+
+    Each chain's key and initial state are NumPyro MCMC's; ``chain_method``
+    as MCMC's: ``"sequential"`` runs the compiled chain once per chain,
+    ``"vectorized"`` maps it over the chains, ``"parallel"`` over devices.
+    ``progress_bar``: a bar that counts the chains done.
+    """
+    num_chains, chain_method = settings["num_chains"], settings["chain_method"]
+    static = ("num_warmup", "num_samples", "thinning", "target_accept_prob", "max_tree_depth")
+    kernel, compiled = _nuts_chain(family, tuple((name, settings[name]) for name in static))
+    keys = jax.random.split(key, num_chains) if num_chains > 1 else key[None]
+    states = [
+        kernel.init(
+            keys[c],
+            settings["num_warmup"],
+            init_params={name: value[c] for name, value in starts.items()},
+            model_kwargs=arguments,
         )
-        with numpyro.handlers.condition(data={"shared": centre + factor @ u}):
-            linearised_glm(**arguments)
+        for c in range(num_chains)
+    ]
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
 
-    return model, centre, factor
+        bar = tqdm(total=num_chains, desc=f"NUTS ({chain_method})", unit="chain")
+    try:
+        if chain_method == "sequential" or num_chains == 1:
+            runs = []
+            for state in states:
+                runs.append(jax.tree.map(np.asarray, compiled["sequential"](state, arguments)))
+                if bar is not None:
+                    bar.update(1)
+            return jax.tree.map(lambda *chains: np.stack(chains), *runs)
+        stacked = jax.tree.map(lambda *chains: jnp.stack(chains), *states)
+        runs = jax.tree.map(np.asarray, compiled[chain_method](stacked, arguments))
+        if bar is not None:
+            bar.update(num_chains)
+        return runs
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _flat_draws(centre, factor, whitened) -> np.ndarray:
@@ -125,14 +243,20 @@ def run_shared_nuts(
     progress_bar: bool = False,
 ) -> PosteriorDraws:
     """NUTS on the whitened target; chain 0 starts at the MAP, the others ``init_jitter`` away."""
-    from numpyro.infer import NUTS
-
     check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
     chain_method = resolve_chain_method(chain_method, num_chains)
     start = time.perf_counter()
     sample_noise = _samples_noise(target)
-    model, centre, factor = _whitened(target, sample_noise=sample_noise)
-    kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
+    arguments, centre, factor = _whitened(target, sample_noise=sample_noise)
+    settings = {
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "num_chains": num_chains,
+        "chain_method": chain_method,
+        "thinning": thinning,
+        "target_accept_prob": target_accept_prob,
+        "max_tree_depth": max_tree_depth,
+    }
     key_init, key_run = jax.random.split(rng_key)
     keys = jax.random.split(key_init, 2)
     jitter = init_jitter * jax.random.normal(keys[0], (num_chains, centre.shape[0]))
@@ -143,25 +267,13 @@ def run_shared_nuts(
             keys[1], (num_chains,)
         )
         starts["noise_scale"] = noise.at[0].set(np.log(target.noise_scale))
-    mcmc = run_mcmc(
-        kernel,
-        key_run,
-        starts,
-        {},
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=chain_method,
-        thinning=thinning,
-        progress_bar=progress_bar,
-    )
-    raw = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    raw, extra = _run_chains(target.family, settings, key_run, starts, arguments, progress_bar)
     samples = {"shared": _flat_draws(centre, factor, raw["whitened"])}
     if sample_noise:
         samples["noise_scale"] = raw["noise_scale"]
     return PosteriorDraws(
         samples,
-        sample_stats(mcmc),
+        sample_stats(extra),
         "nuts",
         time.perf_counter() - start,
         {"chain_method": chain_method, "num_warmup": num_warmup},
@@ -188,7 +300,8 @@ def run_shared_vi(
         raise ValueError(f"guide_rank must be an integer >= 1; got {guide_rank!r}.")
     start = time.perf_counter()
     sample_noise = _samples_noise(target)
-    model, centre, factor = _whitened(target, sample_noise=sample_noise)
+    arguments, centre, factor = _whitened(target, sample_noise=sample_noise)
+    model = functools.partial(_whitened_model, family=target.family, **arguments)
     values = {"whitened": jnp.zeros(centre.shape[0])}
     if sample_noise:
         values["noise_scale"] = jnp.float32(target.noise_scale)
