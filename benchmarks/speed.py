@@ -16,6 +16,15 @@ interpreter start not counted:
   its data are a draw of N + 10 samples from the same generator and seed,
   the last 10 of which it predicts (its harness always predicts some).
 
+With ``--posterior-sizes N ...`` it measures the default posterior instead
+(``sample_posterior()``, NUTS, 4 chains): in one fresh process per repeat,
+a default fit of ``simulate.make_small_low_rank(n_samples=N)`` and its
+posterior (the process's first, compilation included), then a fit of new
+data of the same size and its posterior (the second). ``--baseline TREE``
+runs the same repeats with another checkout too, the two trees in turn
+(A B A B), for a paired comparison in one session; the JSON goes to
+``results/speed_posterior_<label>.json`` (``--label``).
+
 Each is repeated ``--repeats`` times (default 3); the table shows medians
 and the JSON (``results/speed.json``) every run. ``--tree`` runs the
 bayes_prsn measurements against another checkout (``git worktree add
@@ -25,6 +34,7 @@ bayes_prsn measurements against another checkout (``git worktree add
 
     python benchmarks/speed.py
     python benchmarks/speed.py --sizes 2000 --repeats 3 --tree /tmp/before --label before
+    python benchmarks/speed.py --posterior-sizes 200 --repeats 5 --baseline /tmp/before
 """
 
 from __future__ import annotations
@@ -68,6 +78,24 @@ def _worker_fit(n_samples: int, seed: int) -> dict:
         PersonalizedRegression(random_state=0).fit(data.X, data.y, covariates=data.covariates)
         seconds.append(time.perf_counter() - start)
     return {"import": imported, "cold": seconds[0], "warm": seconds[1]}
+
+
+def _worker_posterior(n_samples: int, seed: int) -> dict:
+    import warnings
+
+    from bayes_prsn import PersonalizedRegression, simulate
+
+    seconds = {}
+    for name, offset in (("first", 0), ("second", 1000)):
+        data = simulate.make_small_low_rank(n_samples=n_samples, random_state=seed + offset)
+        estimator = PersonalizedRegression(random_state=0)
+        estimator.fit(data.X, data.y, covariates=data.covariates)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a ConvergenceWarning does not change the time
+            estimator.sample_posterior(random_state=0)
+        seconds[f"nuts_{name}"] = time.perf_counter() - start
+    return seconds
 
 
 def _worker_cv(n_samples: int, seed: int) -> dict:
@@ -162,6 +190,41 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def posterior_table(rows: dict) -> str:
+    lines = [
+        "| N | tree | first posterior (s) | second posterior (s) |",
+        "|---|---|---|---|",
+    ]
+    for (n_samples, label), row in rows.items():
+        lines.append(
+            f"| {int(n_samples):,} | {label} | {row['nuts_first']:.1f} | {row['nuts_second']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _posterior_main(args) -> None:
+    trees = {args.label: args.tree}
+    if args.baseline is not None:
+        trees = {"baseline": args.baseline, **trees}
+    runs, rows = {}, {}
+    for n_samples in args.posterior_sizes:
+        for repeat in range(args.repeats):
+            seed = 100 + repeat
+            for label, tree in trees.items():
+                run = {"seed": seed, **_bayes_prsn("posterior", n_samples, seed, tree)}
+                runs.setdefault(f"{n_samples} {label}", []).append(run)
+                print(json.dumps({"n_samples": n_samples, "tree": label, **run}), flush=True)
+        for label in trees:
+            found = runs[f"{n_samples} {label}"]
+            rows[n_samples, label] = {k: _median(found, k) for k in ("nuts_first", "nuts_second")}
+    text = posterior_table(rows)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"trees": {k: str(v) for k, v in trees.items()}, "runs": runs}
+    path = RESULTS / f"speed_posterior_{args.label}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def _write_readme(text: str) -> None:
     readme = README.read_text()
     start, end = (readme.index(marker) for marker in MARKERS)
@@ -179,12 +242,18 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT)
     parser.add_argument("--label", default="after")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--posterior-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "N", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, n_samples, seed = args.worker[0], int(args.worker[1]), int(args.worker[2])
-        result = (_worker_fit if kind == "fit" else _worker_cv)(n_samples, seed)
+        workers = {"fit": _worker_fit, "cv": _worker_cv, "posterior": _worker_posterior}
+        result = workers[kind](n_samples, seed)
         sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+        return
+    if args.posterior_sizes:
+        _posterior_main(args)
         return
     gwr_python = _find_gwr(args.gwr_python)
     runs, rows = {}, {}
