@@ -54,7 +54,7 @@ def _whitened_model(
     """The target in whitened coordinates u, with the shared parts ``centre + factor @ u``.
 
     Module-level, with the data as arguments, so that one compiled sampler
-    serves every target of the same shapes (see :func:`_nuts_sampler`).
+    serves every target of the same shapes (see :func:`_nuts_chain`).
     ``noise_scale`` None: sampled where the family has one.
     """
     import numpyro.distributions as dist
