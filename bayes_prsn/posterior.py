@@ -31,6 +31,7 @@ from .svi import run_chunks
 
 __all__ = [
     "METHODS",
+    "NUTS_FIELDS",
     "PosteriorDraws",
     "check_draw_counts",
     "fit_guide",
@@ -249,7 +250,7 @@ def run_nuts(
         samples["embedding"] = centred - centred.mean(axis=2, keepdims=True) + shift[:, :, None]
     return PosteriorDraws(
         samples,
-        sample_stats(mcmc),
+        sample_stats(mcmc.get_extra_fields(group_by_chain=True)),
         "nuts",
         time.perf_counter() - start,
         {"chain_method": chain_method, "num_warmup": num_warmup},
@@ -268,6 +269,17 @@ def resolve_chain_method(chain_method: str | None, num_chains: int) -> str:
     return chain_method
 
 
+#: The fields of NumPyro's HMC state kept for every NUTS draw (read by :func:`sample_stats`).
+NUTS_FIELDS = (
+    "diverging",
+    "num_steps",
+    "accept_prob",
+    "energy",
+    "potential_energy",
+    "adapt_state.step_size",
+)
+
+
 def run_mcmc(kernel, rng_key, starts: dict, kwargs: dict, *, num_chains: int, **settings):
     """Run NumPyro's MCMC with ``kernel`` from ``starts`` (one row per chain).
 
@@ -280,26 +292,18 @@ def run_mcmc(kernel, rng_key, starts: dict, kwargs: dict, *, num_chains: int, **
     mcmc = MCMC(kernel, num_chains=num_chains, **settings)
     if num_chains == 1:
         starts = {name: value[0] for name, value in starts.items()}
-    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
-    mcmc.run(
-        rng_key,
-        init_params=starts,
-        extra_fields=(*fields, "adapt_state.step_size"),
-        **kwargs,
-    )
+    mcmc.run(rng_key, init_params=starts, extra_fields=NUTS_FIELDS, **kwargs)
     return mcmc
 
 
-def sample_stats(mcmc) -> dict:
+def sample_stats(extra: dict) -> dict:
     """NUTS statistics of every draw, under ArviZ's names.
 
-    ``mcmc``: NumPyro's MCMC after :func:`run_mcmc`, or its extra fields
-    (``diverging``, ``num_steps``, ``accept_prob``, ``energy``,
-    ``potential_energy``, ``adapt_state.step_size``), shaped (chain, draw).
+    ``extra``: the :data:`NUTS_FIELDS` of every draw, shaped (chain, draw)
+    (NumPyro's ``MCMC.get_extra_fields(group_by_chain=True)`` after
+    :func:`run_mcmc`).
     """
-    if not isinstance(mcmc, dict):
-        mcmc = mcmc.get_extra_fields(group_by_chain=True)
-    extra = {k: np.asarray(v) for k, v in mcmc.items()}
+    extra = {k: np.asarray(v) for k, v in extra.items()}
     n_steps = extra["num_steps"].astype(np.int64)
     return {
         "diverging": extra["diverging"].astype(bool),

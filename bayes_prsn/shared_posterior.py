@@ -28,6 +28,7 @@ Each back-end returns :class:`~bayes_prsn.posterior.PosteriorDraws` whose
 from __future__ import annotations
 
 import functools
+import operator
 import time
 
 import jax
@@ -38,6 +39,7 @@ import numpyro
 from .evidence import SharedTarget, flatten, precision_vector
 from .models import family, linearised_glm
 from .posterior import (
+    NUTS_FIELDS,
     PosteriorDraws,
     check_draw_counts,
     fit_guide,
@@ -100,10 +102,6 @@ def _whitened(target: SharedTarget, *, sample_noise: bool):
     return arguments, centre, factor
 
 
-#: The NUTS statistics kept for every draw (see :func:`bayes_prsn.posterior.sample_stats`).
-_FIELDS = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
-
-
 @functools.lru_cache(maxsize=4)
 def _nuts_chain(family: str, settings: tuple):
     """A NUTS kernel for the whitened target of ``family`` and its compiled chain.
@@ -138,8 +136,7 @@ def _nuts_chain(family: str, settings: tuple):
 
     def draw(arguments, state, _):
         state = advance(state, arguments, thinning)
-        fields = {name: getattr(state, name) for name in _FIELDS}
-        fields["adapt_state.step_size"] = state.adapt_state.step_size
+        fields = {name: operator.attrgetter(name)(state) for name in NUTS_FIELDS}
         return state, (state.z, fields)
 
     def chain(state, arguments):
