@@ -181,6 +181,11 @@ def personalized_regression(
     encoder_width: int = 0,
     encoder_scale=ENCODER_SCALE,
     code_mean=None,
+    eta_offset=None,
+    trials=None,
+    sample_weight=None,
+    df=None,
+    concentration=None,
 ):
     """Joint log-density of low-rank personalized regression.
 
@@ -194,8 +199,8 @@ def personalized_regression(
         Per-covariate distances :math:`d_{ij,l}` of each pair.
     y : array (n_samples,), optional
         Response; ``None`` to sample it.
-    family : {"gaussian", "bernoulli", "poisson"}
-        Likelihood family (identity, logit and log links).
+    family : str
+        Likelihood family, one of :data:`FAMILIES` (see :mod:`.families`).
     rank : int
         Rank :math:`K` of the code :math:`Z`.
     gamma : float
@@ -235,6 +240,16 @@ def personalized_regression(
     code_mean : array (n_samples, rank), optional
         Fixed prior mean of the codes when there is no encoder (used to
         sample the codes given a fitted encoder).
+    eta_offset : array (n_samples,), optional
+        A known part of each linear predictor (the log exposure of a rate).
+    trials : array (n_samples,), optional
+        Trials of each sample (the binomial family).
+    sample_weight : array (n_samples,), optional
+        Positive weight of each sample's log-likelihood.
+    df, concentration : float, optional
+        The student_t family's degrees of freedom; the negative_binomial or
+        gamma family's concentration. ``None`` samples them (sites ``"df"``,
+        ``"concentration"``) where the family has them.
     """
     n_samples, n_features = X.shape
     weights, dictionary, shared = _shared_sites(
@@ -270,13 +285,42 @@ def personalized_regression(
     )
     numpyro.factor("distance_matching", -potential)
 
-    if families.family(family).has_noise_scale and noise_scale is None:
-        noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
+    noise_scale, aux = _likelihood_parameters(family, noise_scale, trials, df, concentration)
     eta = jnp.sum(X * coef, axis=-1)
+    if eta_offset is not None:
+        eta = eta + eta_offset
     with numpyro.plate(SAMPLE_PLATE, n_samples), numpyro.handlers.scale(scale=likelihood_scale):
-        likelihood = families.family(family).likelihood(eta, noise_scale)
+        likelihood = families.family(family).likelihood(eta, noise_scale, **aux)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask)
+        _observe(likelihood, y, sample_weight)
+
+
+def _likelihood_parameters(family, noise_scale, trials, df, concentration):
+    """``(noise_scale, aux)``: the family's noise scale and other likelihood arguments.
+
+    A noise scale, ``df`` or ``concentration`` that is not given (None) and
+    that the family has is a site of the model, sampled from its prior.
+    """
+    family = families.family(family)
+    if family.has_noise_scale and noise_scale is None:
+        noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
+    given = {"df": df, "concentration": concentration}
+    aux = {
+        site: numpyro.sample(site, family.prior(site)) if given[site] is None else given[site]
+        for site in family.parameters
+    }
+    if trials is not None:
+        aux["trials"] = trials
+    return noise_scale, aux
+
+
+def _observe(likelihood, y, sample_weight) -> None:
+    """The ``"y"`` site; ``sample_weight`` (positive) multiplies each sample's log-likelihood."""
+    if sample_weight is None:
+        numpyro.sample("y", likelihood, obs=y)
+        return
+    with numpyro.handlers.scale(scale=sample_weight):
         numpyro.sample("y", likelihood, obs=y)
 
 
@@ -305,6 +349,11 @@ def personalized_regression_minibatch(
     encoder_width: int = 0,
     encoder_scale=ENCODER_SCALE,
     positions=None,
+    eta_offset=None,
+    trials=None,
+    sample_weight=None,
+    df=None,
+    concentration=None,
 ):
     r"""The same joint density, estimated on a minibatch of samples and of pairs.
 
@@ -384,14 +433,17 @@ def personalized_regression_minibatch(
     )
     numpyro.factor("distance_matching", -potential)
 
-    if families.family(family).has_noise_scale and noise_scale is None:
-        noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
+    noise_scale, aux = _likelihood_parameters(
+        family, noise_scale, None if trials is None else trials[batch], df, concentration
+    )
     eta = jnp.sum(X[batch] * coef, axis=-1)
+    if eta_offset is not None:
+        eta = eta + eta_offset[batch]
     with (
         numpyro.plate("batch", batch.shape[0]),
         numpyro.handlers.scale(scale=likelihood_scale * sample_scale),
     ):
-        likelihood = families.family(family).likelihood(eta, noise_scale)
+        likelihood = families.family(family).likelihood(eta, noise_scale, **aux)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask[batch])
-        numpyro.sample("y", likelihood, obs=y[batch])
+        _observe(likelihood, y[batch], None if sample_weight is None else sample_weight[batch])

@@ -10,6 +10,20 @@ from numpyro import handlers
 from numpyro.infer.util import log_density
 
 
+def _family_inputs(family, y, n=30):
+    """``(y, options, site values)`` valid for ``family`` (from 0/1 values ``y``)."""
+    options, sites = {}, {}
+    if family == "binomial":
+        options["trials"] = jnp.full(n, 3.0)
+    if family == "gamma":
+        y, options["concentration"] = y + 0.5, 2.0
+    if family == "negative_binomial":
+        sites["concentration"] = jnp.asarray(3.0)
+    if family == "student_t":
+        sites["df"] = jnp.asarray(4.0)
+    return y, options, sites
+
+
 def _inputs(n=30, p=3, m=2, n_pairs=60, seed=0):
     rng = np.random.default_rng(seed)
     X = np.column_stack([rng.standard_normal((n, p)), np.ones(n)])
@@ -21,10 +35,10 @@ def _inputs(n=30, p=3, m=2, n_pairs=60, seed=0):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_sites_and_shapes(family):
     X, pairs, distances = _inputs()
-    y = np.ones(X.shape[0])
+    y, options, _ = _family_inputs(family, np.ones(X.shape[0]))
     with handlers.seed(rng_seed=0):
         trace = handlers.trace(personalized_regression).get_trace(
-            X, pairs, distances, y, family=family, rank=2
+            X, pairs, distances, y, family=family, rank=2, **options
         )
     assert trace["embedding"]["value"].shape == (30, 2)
     assert trace["dictionary"]["value"].shape == (2, 4)
@@ -35,7 +49,7 @@ def test_sites_and_shapes(family):
     likelihoods = [n for n in observed if not isinstance(trace[n]["fn"], dist.Unit)]
     assert likelihoods == ["y"]
     assert sorted(set(observed) - {"y"}) == ["coef_prior", "distance_matching"]
-    assert ("noise_scale" in trace) == (family == "gaussian")
+    assert ("noise_scale" in trace) == (family in ("gaussian", "student_t"))
 
 
 @pytest.mark.parametrize("prior", ["normal", "laplace"])
@@ -50,14 +64,16 @@ def test_log_density_and_gradient_finite(family, prior):
         "covariate_weights": jnp.ones(2),
         "offset": jnp.zeros(4),
     }
-    if family == "gaussian":
+    if family in ("gaussian", "student_t"):
         params["noise_scale"] = jnp.asarray(0.5)
+    y, options, sites = _family_inputs(family, y)
+    params.update(sites)
 
     def value(p):
         return log_density(
             personalized_regression,
             (X, pairs, distances, y),
-            {"family": family, "rank": 2, "prior": prior},
+            {"family": family, "rank": 2, "prior": prior, **options},
             p,
         )[0]
 
@@ -125,7 +141,7 @@ def test_pair_potential_is_distance_potential_in_another_layout(rank, weighted):
 def test_bad_family_and_prior():
     X, pairs, distances = _inputs()
     with handlers.seed(rng_seed=0), pytest.raises(ValueError, match="family must be one of"):
-        personalized_regression(X, pairs, distances, np.zeros(30), family="gamma")
+        personalized_regression(X, pairs, distances, np.zeros(30), family="tweedie")
     with handlers.seed(rng_seed=0), pytest.raises(ValueError, match="prior must be one of"):
         personalized_regression(X, pairs, distances, np.zeros(30), prior="horseshoe")
 
@@ -140,7 +156,8 @@ def test_minibatch_density_is_unbiased(family, encoder_width):
     X, pairs, distances = (jnp.asarray(a) for a in _inputs())
     n, n_pairs = X.shape[0], pairs.shape[0]
     rng = np.random.default_rng(2)
-    y = jnp.asarray(rng.integers(0, 2, n).astype(float))
+    y, extra_options, sites = _family_inputs(family, rng.integers(0, 2, n).astype(float))
+    y = jnp.asarray(y)
     features = jnp.asarray(rng.standard_normal((n, 3)))
     code_site = "code_residual" if encoder_width else "embedding"
     params = {
@@ -162,7 +179,9 @@ def test_minibatch_density_is_unbiased(family, encoder_width):
         "encoder_width": encoder_width,
         "covariate_features": features,
         "pair_weights": jnp.linspace(0.5, 1.0, n_pairs),
+        **extra_options,
     }
+    params.update(sites)
     full = float(log_density(personalized_regression, (X, pairs, distances, y), options, params)[0])
 
     def minibatch(batch, pair_batch, p=params):
