@@ -22,6 +22,7 @@ DEFAULTS = {
     "prior_scale": 100.0,
     "covariate_weight_scale": 10.0,
     "noise_scale": "auto",
+    "df": None,
     "fit_intercept": True,
     "offset": True,
     "encoder_width": 16,

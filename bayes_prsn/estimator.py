@@ -36,6 +36,7 @@ from .models import ENCODER_SCALE as ENCODER_SCALE
 from .models import family as family_of
 from .predict import predict_theta
 from .problem import build_problem
+from .sample_inputs import PER_SAMPLE, drop_unweighted, log_exposure
 from .smoothing import ENCODER_SCALE_GRID as ENCODER_SCALE_GRID
 from .smoothing import FALLBACK_LIKELIHOOD_SCALE as FALLBACK_LIKELIHOOD_SCALE
 from .smoothing import FALLBACK_NOISE_SCALE as FALLBACK_NOISE_SCALE
@@ -74,6 +75,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         prior_scale: float = D["prior_scale"],
         covariate_weight_scale: float = D["covariate_weight_scale"],
         noise_scale: float | str = D["noise_scale"],
+        df: float | None = D["df"],
         fit_intercept: bool = D["fit_intercept"],
         offset: bool = D["offset"],
         encoder_width: int = D["encoder_width"],
@@ -93,12 +95,12 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
     # Under scikit-learn's metadata routing (``sklearn.set_config(
     # enable_metadata_routing=True)``) ``covariates`` is requested by default,
     # so GridSearchCV, cross_val_score and Pipeline pass it on (split by fold).
-    __metadata_request__fit = {"covariates": True}
-    __metadata_request__predict = {"covariates": True}
+    __metadata_request__fit = dict.fromkeys(("covariates", *PER_SAMPLE), True)
+    __metadata_request__predict = {"covariates": True, "exposure": True}
     __metadata_request__score = {"covariates": True}
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y, covariates=None):
+    def fit(self, X, y, covariates=None, *, exposure=None, trials=None, sample_weight=None):
         """Fit one regression model per sample.
 
         Parameters
@@ -112,6 +114,12 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             distance between their covariates. In a DataFrame, object, string,
             category and bool columns are categorical; NaN marks a missing
             value.
+        exposure, trials, sample_weight : array-like of shape (n_samples,), optional
+            Positive exposure (log-link families: the mean is ``exposure``
+            times the rate, an offset ``log(exposure)``), trials (binomial,
+            required; ``y`` counts successes) and non-negative weights of the
+            log-likelihood (weight 0 drops the sample, as if not passed). See
+            the README's section on families.
 
         Returns
         -------
@@ -131,7 +139,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         # A failed refit must not leave the attributes of an earlier fit behind.
         self._forget_fit()
         try:
-            return self._fit(X, y, covariates)
+            return self._fit(X, y, covariates, exposure, trials, sample_weight)
         except KeyboardInterrupt:
             # Ctrl-C: nothing half-fitted stays behind; the interrupt goes on to the caller.
             self._forget_fit()
@@ -146,12 +154,21 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         for name in ("fit_state_", "coef_", "posterior_state_", "idata_", "posterior_diagnostics_"):
             self.__dict__.pop(name, None)
 
-    def _fit(self, X, y, covariates):
+    def _fit(self, X, y, covariates, exposure, trials, sample_weight):
         config = check_settings(self, self._family_fixed or self.family)
         predictors, covariates = split_covariates(X, covariates, self.covariate_columns)
+        per_sample = {"exposure": exposure, "trials": trials, "sample_weight": sample_weight}
+        predictors, covariates, y, sample_inputs = drop_unweighted(
+            config.family, (predictors, covariates, y), per_sample
+        )
         classes, target = self._prepare_target(y)
         problem = build_problem(
-            predictors, target, covariates, config, labels_from=(predictors, covariates, y)
+            predictors,
+            target,
+            covariates,
+            config,
+            labels_from=(predictors, covariates, y),
+            sample_inputs=sample_inputs,
         )
         n_features_in, feature_names_in = input_features(X)
         batch_sizes = minibatch_sizes(
@@ -274,10 +291,11 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         )
         return state.to_original_units(theta)
 
-    def _linear_predictor(self, X, covariates) -> np.ndarray:
+    def _linear_predictor(self, X, covariates, exposure=None) -> np.ndarray:
         X, encoded = self._new_samples(X, covariates)
         coef, intercept = self._predict_theta(encoded)
-        return np.sum(X * coef, axis=1) + intercept
+        shift = log_exposure(fitted_state(self).family, exposure, X.shape[0])
+        return np.sum(X * coef, axis=1) + intercept + shift
 
 
 class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
@@ -290,8 +308,8 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
 
     Parameters
     ----------
-    family : {"gaussian", "poisson", "bernoulli"}, default "gaussian"
-        Likelihood family (identity, log and logit links).
+    family : str, default "gaussian"
+        Likelihood, one of ``bayes_prsn.models.FAMILIES`` (the README's table).
     rank : int, default 3
         Rank :math:`K` of the sample codes.
     n_neighbors : int, default 25
@@ -313,7 +331,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
     noise_scale : float or "auto", default "auto"
         Gaussian noise scale in the units of ``y``. ``"auto"`` chooses it on
         held-out samples (a MAP of a learned noise scale collapses toward zero
-        and overfits, so it is not learned jointly).
+        and overfits, so it is not learned jointly). The scale of the
+        student_t family's noise likewise.
+    df : float or None, default None
+        Degrees of freedom of the student_t family; None learns them.
     fit_intercept : bool, default True
         Fit a per-sample intercept.
     offset : bool, default True
@@ -419,6 +440,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         X,
         covariates=None,
         *,
+        exposure=None,
         return_interval: bool = False,
         prob: float = 0.9,
         random_state: int | None = 0,
@@ -434,6 +456,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
             reordered, renamed or missing column raises a ``ValueError``.
             Covariates are matched by name; a categorical level never seen in
             ``fit`` is treated as missing, with a warning.
+        exposure : array-like of shape (n_samples,), optional
+            The new samples' exposure (log-link families); without it the
+            prediction is the mean per unit of exposure. The binomial
+            family predicts the probability of success per trial.
         return_interval : bool, default False
             Also return a posterior predictive interval for the response (needs
             :meth:`sample_posterior` first). It holds the uncertainty of the
@@ -450,10 +476,13 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         lower, upper : ndarray (n_samples,)
             Only with ``return_interval=True``.
         """
-        mean = family_of(fitted_state(self).family).mean(self._linear_predictor(X, covariates))
+        eta = self._linear_predictor(X, covariates, exposure)
+        mean = family_of(fitted_state(self).family).mean(eta)
         if not return_interval:
             return mean
-        lower, upper = self._predictive_interval(X, covariates, prob, noise=True, seed=random_state)
+        lower, upper = self._predictive_interval(
+            X, covariates, prob, noise=True, seed=random_state, exposure=exposure
+        )
         return mean, lower, upper
 
     def score(self, X, y, covariates=None, sample_weight=None) -> float:
@@ -507,6 +536,10 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
     @property
     def noise_scale(self) -> str:
         return "auto"
+
+    @property
+    def df(self) -> None:
+        return None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

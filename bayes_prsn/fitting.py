@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from .inputs import FitConfig
-from .models import ENCODER_SCALE, codes_from_sites, fitted_encoder_weights
+from .models import ENCODER_SCALE, codes_from_sites, family, fitted_encoder_weights
 from .predict import neighbour_tree, training_codes
 from .state import FittedState, MapParams
 from .svi import SVIResult, run_svi
@@ -141,6 +141,11 @@ def state_from_map(
     """
     settings = dict(problem.settings, **smoothing.settings)
     site_values = result.params
+    # The family's likelihood parameters learned with the MAP join the settings
+    # (the posterior conditions on them).
+    for site in family(config.family).learned:
+        if settings.get(site) is None:
+            settings[site] = float(site_values[site])
     encoder_scale = float(settings.get("encoder_scale", ENCODER_SCALE))
     covariate_weights = np.asarray(site_values["covariate_weights"], dtype=float)
     encoder_weights = None

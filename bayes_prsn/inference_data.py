@@ -86,6 +86,8 @@ def to_inference_data(
     constant: dict,
     seed: int,
     attrs: dict,
+    aux: dict | None = None,
+    eta_offset=0.0,
 ):
     """ArviZ data (``InferenceData`` or ``DataTree``) from posterior draws.
 
@@ -118,6 +120,11 @@ def to_inference_data(
         Seed of the posterior predictive draws.
     attrs : dict
         Attributes stored with the data.
+    aux : dict, optional
+        The family's other likelihood arguments (``trials``, ``df``,
+        ``concentration``; see :mod:`bayes_prsn.models.families`).
+    eta_offset : float or ndarray (n_samples,)
+        Known part of each linear predictor (the log exposure).
 
     Returns
     -------
@@ -134,7 +141,9 @@ def to_inference_data(
     coef = np.empty((total, n_samples, n_features), dtype=np.float32)
     intercept = np.empty((total, n_samples), dtype=np.float32)
     log_lik = np.empty((total, n_samples), dtype=np.float32)
-    replicated = np.empty((total, n_samples), dtype=np.float64 if family == "gaussian" else int)
+    real = family in ("gaussian", "student_t", "gamma")
+    replicated = np.empty((total, n_samples), dtype=np.float64 if real else int)
+    aux = {} if aux is None else aux
     rng = np.random.default_rng(seed)
     likelihood = family_of(family)
     for start in range(0, total, _CHUNK):
@@ -146,8 +155,9 @@ def to_inference_data(
         eta = np.sum(X * c, axis=-1) + b
         coef[start:stop], intercept[start:stop] = c, b
         noise = flat_noise[start:stop] if drawn_noise else flat_noise
-        log_lik[start:stop] = likelihood.log_likelihood(eta, y, noise)
-        replicated[start:stop] = likelihood.replicate(eta, noise, rng)
+        eta = eta + eta_offset
+        log_lik[start:stop] = likelihood.log_likelihood(eta, y, noise, **aux)
+        replicated[start:stop] = likelihood.replicate(eta, noise, rng, **aux)
 
     def shaped(array):
         return array.reshape(n_chains, n_draws, *array.shape[1:])

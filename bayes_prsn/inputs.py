@@ -57,6 +57,7 @@ class FitConfig:
     random_state: int | None
     devices: int | str | None
     batch_size: int | str | None
+    df: float | None = None
 
 
 def check_positive(value, name: str, *, integer: bool = False, allow=()) -> None:
@@ -100,6 +101,11 @@ def check_settings(estimator, family: str) -> FitConfig:
     for name in ("gamma", "prior_scale", "covariate_weight_scale", "step_size", "tol"):
         check_positive(getattr(estimator, name), name)
     check_positive(estimator.noise_scale, "noise_scale", allow=("auto",))
+    check_positive(estimator.df, "df", allow=(None,))
+    if estimator.df is not None and family != "student_t":
+        raise ValueError(
+            f"df (degrees of freedom) applies to family='student_t' only; got family={family!r}."
+        )
     if not 0.0 <= estimator.validation_fraction < 1.0:
         raise ValueError(
             f"validation_fraction must be in [0, 1); got {estimator.validation_fraction!r}."

@@ -69,6 +69,8 @@ FORMAT_VERSION = 2
 #: The estimator classes a saved model may hold.
 ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
 _TRAIN_DATA = ("X", "pairs", "pair_distances", "pair_weights", "y")
+#: Training arrays stored only where the fit had them (log exposure, trials, weights).
+_TRAIN_EXTRAS = ("eta_offset", "trials", "sample_weight")
 # Published arrays that are stored but derived from the state on loading (checked only).
 _CHECKED_ONLY = ("coef_", "intercept_", "dictionary_")
 _ENCODER = ("names_in_", "numeric_names_", "categorical_names_", "centers_", "scales_", "levels_")
@@ -185,7 +187,7 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
         arrays["classes_"] = state.classes
     if posterior is not None:
         arrays.update(_posterior_arrays(posterior))
-    for name in _TRAIN_DATA:
+    for name in _TRAIN_DATA + tuple(n for n in _TRAIN_EXTRAS if n in state.data):
         arrays[f"train_data.{name}"] = state.data[name]
     for name, scaler in (("x_scaler_", state.scaling.x), ("y_scaler_", state.scaling.y)):
         arrays[f"{name}.center"], arrays[f"{name}.scale"] = scaler.center, scaler.scale
@@ -478,7 +480,11 @@ def _read_state(metadata: dict, members: dict, path) -> FittedState:
         classes=optional("classes_"),
         X=array("_train_X"),
         y=array("_train_y"),
-        data={name: array(f"train_data.{name}") for name in _TRAIN_DATA},
+        data={
+            name: array(f"train_data.{name}")
+            for name in _TRAIN_DATA + _TRAIN_EXTRAS
+            if f"arrays/train_data.{name}.npy" in members
+        },
         settings=settings,
         validation_scores=values["validation_scores_"],
         posterior_noise_scale=posterior_noise_scale(settings, values["validation_scores_"]),

@@ -275,7 +275,9 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
     return jax.jit(jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, None, None, None)))
 
 
-def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, seed):
+def predictive_draws(
+    state, posterior, X, encoded, *, n_neighbors, noise: bool, seed, eta_offset=0.0
+):
     """Posterior draws (draws, n_new) of new samples' mean response (or response).
 
     With draws of the shared parts (the default target), a new sample's
@@ -284,20 +286,25 @@ def predictive_draws(state, posterior, X, encoded, *, n_neighbors, noise: bool, 
     its neighbours' pooled residual (:func:`pooled_residuals`). With code
     draws (no encoder) they are the mean of its nearest training samples'
     coefficients in that draw. ``noise`` adds the observation noise (the
-    drawn noise scale where it was sampled). Rows are processed in blocks
-    so that no intermediate exceeds about 32 MB.
+    drawn noise scale where it was sampled; the family's ``df`` or
+    ``concentration`` at the MAP; the binomial family, whose new samples
+    have no number of trials, gives the probability of success either
+    way). ``eta_offset`` is the new samples' log exposure. Rows are
+    processed in blocks so that no intermediate exceeds about 32 MB.
     """
     if posterior.shared_draws is not None:
         eta = _shared_eta(state, posterior, X, encoded, np.random.default_rng(seed))
     else:
         eta = _code_eta(state, posterior, X, encoded, n_neighbors)
+    eta = eta + eta_offset
     likelihood = family(state.family)
-    if not noise:
+    if not noise or state.family == "binomial":
         return likelihood.mean(eta)
     scale = posterior.noise_scale
     if posterior.noise_draws is not None:
         scale = posterior.noise_draws.reshape(-1)[:, None]
-    return likelihood.replicate(eta, scale, np.random.default_rng(seed))
+    aux = {site: state.settings[site] for site in likelihood.parameters}
+    return likelihood.replicate(eta, scale, np.random.default_rng(seed), **aux)
 
 
 def _shared_eta(state, posterior, X, encoded, rng) -> np.ndarray:

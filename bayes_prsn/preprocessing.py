@@ -151,7 +151,7 @@ def _all_numbers(values: np.ndarray) -> bool:
     )
 
 
-def check_response(y, family: str) -> np.ndarray:
+def check_response(y, family: str, *, trials=None) -> np.ndarray:
     """Return ``y`` as a finite 1-D float array valid for ``family``."""
     if y is None:
         raise ValueError(
@@ -187,7 +187,7 @@ def check_response(y, family: str) -> np.ndarray:
             f"samples (positions {first}{'...' if bad.sum() > 5 else ''}); remove those samples "
             "first."
         )
-    family_of(family).check_response(values)
+    family_of(family).check_response(values, **({} if trials is None else {"trials": trials}))
     return values
 
 

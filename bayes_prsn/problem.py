@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .inputs import FitConfig, sample_index
-from .models import ENCODER_SCALE, family
-from .population import fit_population_glm
+from .models import ENCODER_SCALE, FAMILIES, family
+from .population import fit_population
 from .preprocessing import (
     CovariateEncoder,
     EncodedCovariates,
@@ -27,6 +27,7 @@ from .preprocessing import (
     neighbour_space,
     pair_distances,
 )
+from .sample_inputs import SampleInputs
 from .scaling import Scaling
 
 __all__ = ["Problem", "build_problem", "population_penalty", "PAIR_BUCKET"]
@@ -41,7 +42,8 @@ PAIR_BUCKET = 256
 #: A bernoulli or poisson response says less about one sample than a gaussian one:
 #: on the logistic simulator 0.01 instead of 0.1 lowered the coefficient error from
 #: 1.07 to 0.71 (psi scale 10, tempered likelihood; poisson: 0.0023 either way).
-CODE_RESIDUAL_SCALE = {"gaussian": 0.1, "bernoulli": 0.01, "poisson": 0.01}
+#: The newer families' values are set on the same grounds (see ``models.families``).
+CODE_RESIDUAL_SCALE = {name: family(name).code_residual_scale for name in FAMILIES}
 
 
 class Problem(NamedTuple):
@@ -77,6 +79,8 @@ class Problem(NamedTuple):
         Labels of the samples.
     covariates_frame : DataFrame
         The covariates as passed (index reset).
+    sample_inputs : SampleInputs
+        Exposure, trials and sample weights as checked (None where not given).
     """
 
     data: dict
@@ -93,6 +97,7 @@ class Problem(NamedTuple):
     feature_names: list
     sample_index: list
     covariates_frame: pd.DataFrame
+    sample_inputs: SampleInputs = SampleInputs()
 
 
 def population_penalty(n_columns: int, fit_intercept: bool) -> np.ndarray:
@@ -103,15 +108,19 @@ def population_penalty(n_columns: int, fit_intercept: bool) -> np.ndarray:
     return penalty
 
 
-def build_problem(X, y, covariates, config: FitConfig, *, labels_from=()) -> Problem:
+def build_problem(
+    X, y, covariates, config: FitConfig, *, labels_from=(), sample_inputs=None
+) -> Problem:
     """Check and scale the inputs, build the pair graph, fit the population GLM and the start.
 
     ``labels_from`` are the inputs as the user passed them, whose pandas
-    index (if any) labels the samples.
+    index (if any) labels the samples; ``sample_inputs`` the checked
+    exposure, trials and weights (:mod:`bayes_prsn.sample_inputs`).
     """
     import jax
 
-    y = check_response(y, config.family)
+    sample_inputs = SampleInputs() if sample_inputs is None else sample_inputs
+    y = check_response(y, config.family, trials=sample_inputs.trials)
     X, feature_names = check_array(X, "X", n_samples=y.shape[0])
     n_samples = X.shape[0]
     if n_samples <= config.n_neighbors:
@@ -134,28 +143,38 @@ def build_problem(X, y, covariates, config: FitConfig, *, labels_from=()) -> Pro
         encoded, np.ones(len(encoder.feature_names)), config.n_neighbors, RANDOM_PAIRS, rng
     )
     distances = pair_distances(encoded.take(pairs[:, 0]), encoded.take(pairs[:, 1]))
-    population = fit_population_glm(
+    extras = sample_inputs.model_arrays()
+    population, learned = fit_population(
         design,
         target,
         config.family,
         penalty=population_penalty(design.shape[1], config.fit_intercept),
+        **extras,
     )
     key = jax.random.PRNGKey(int(rng.integers(2**31 - 1)))
     features = encoder_features(encoded) if config.encoder_width else None
     init = population_start(population, encoded, features, pairs, distances, config, rng)
+    given = {"df": config.df}
+    sites = family(config.family).learned
+    init.update({k: v for k, v in learned.items() if k in sites and given.get(k) is None})
     pairs, distances, weights = pad_pairs(
         pairs, distances, np.where(is_random, RANDOM_PAIR_WEIGHT, 1.0)
     )
     data = {"X": design, "pairs": pairs}
     if features is not None:
         data["covariate_features"] = features
-    data.update(pair_distances=distances, pair_weights=weights, y=target)
+    data.update(pair_distances=distances, pair_weights=weights, y=target, **extras)
     settings = {
         "gamma": float(config.gamma),
         "prior_scale": float(config.prior_scale),
         "covariate_weight_scale": float(config.covariate_weight_scale),
         "embedding_scale": CODE_RESIDUAL_SCALE[config.family] if config.encoder_width else 1.0,
     }
+    # The family's learned likelihood parameters: None is learned with the MAP.
+    settings.update({site: given.get(site) for site in family(config.family).learned})
+    if family(config.family).grid is not None:
+        # Chosen on held-out samples; the population's moment estimate until then.
+        settings.update(learned)
     frame = (
         covariates if isinstance(covariates, pd.DataFrame) else pd.DataFrame(np.asarray(covariates))
     )
@@ -174,6 +193,7 @@ def build_problem(X, y, covariates, config: FitConfig, *, labels_from=()) -> Pro
         feature_names,
         sample_index(n_samples, *labels_from),
         frame.reset_index(drop=True),
+        sample_inputs,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .models import family as family_of
 from .smoothing import is_fallback
 from .state import fitted_state, has_posterior
 
@@ -80,11 +81,7 @@ def _fit_lines(estimator) -> list[str]:
     if report is not None:
         fallback = is_fallback(report)
         score = report["population"] if fallback else report["scores"][report["chosen"]]
-        measure = {
-            "gaussian": "mean squared error of standardised y",
-            "bernoulli": "mean log-loss",
-            "poisson": "mean Poisson deviance",
-        }[estimator.family_]
+        measure = family_of(estimator.family_).loss_name
         lines.append(
             f"held-out fit (samples left out of the fit; {measure}):\n  per-sample models "
             f"{score:.4g}, one population model {report['population']:.4g}"

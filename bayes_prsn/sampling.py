@@ -41,6 +41,7 @@ from . import arviz_compat, posterior
 from .diagnostics import convergence_report
 from .inference_data import to_inference_data
 from .inputs import check_positive
+from .models import family
 from .predict import encoder_output, residual_spread_draws
 from .shared_posterior import SHARED_BACKENDS
 from .state import FittedState, PosteriorState
@@ -148,8 +149,39 @@ def sample_posterior(
     static = {"progress_bar": progress_bar}
     if method == "nuts":
         static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
+    if state.params.encoder_weights is not None:
+        _check_shared_target(state)
     run = _sample_shared if state.params.encoder_weights is not None else _sample_codes
     return run(state, method, key, num_samples, static, options, int(random_state))
+
+
+#: Families whose posterior the shared target (the default, with the encoder) handles.
+SHARED_FAMILIES = ("gaussian", "bernoulli", "poisson")
+
+
+def _check_shared_target(state: FittedState) -> None:
+    """A clear error where the shared target would ignore part of the fitted model."""
+    extras = [name for name in ("eta_offset", "sample_weight") if name in state.data]
+    if state.family in SHARED_FAMILIES and not extras:
+        return
+    what = f"family={state.family!r}" if state.family not in SHARED_FAMILIES else ""
+    if extras:
+        names = {"eta_offset": "exposure", "sample_weight": "sample_weight"}
+        what = ", ".join(filter(None, [what, *(names[e] for e in extras)]))
+    raise NotImplementedError(
+        f"sample_posterior does not yet handle {what} with the covariate encoder (the "
+        "default target linearises the encoder for gaussian, bernoulli and poisson fits "
+        "without exposure or weights). Fit with encoder_width=0 to sample the codes' "
+        "posterior of the full model, or use the MAP (coef_) without intervals."
+    )
+
+
+def likelihood_inputs(state: FittedState) -> dict:
+    """The fitted model's likelihood arguments for the ArviZ groups (pointwise, user units)."""
+    inputs = {site: state.settings[site] for site in family(state.family).parameters}
+    if "trials" in state.data:
+        inputs["trials"] = np.asarray(state.data["trials"])
+    return inputs
 
 
 def _attrs(method: str, draws, conditioned_on: str) -> dict:
@@ -346,4 +378,6 @@ def _inference_data(state: FittedState, draws, noise_original, gamma, seed: int,
         constant=constant,
         seed=seed,
         attrs=attrs,
+        aux=likelihood_inputs(state),
+        eta_offset=np.asarray(state.data.get("eta_offset", 0.0)),
     )

@@ -138,7 +138,8 @@ def posterior_noise_scale(settings: dict, report: dict | None) -> float | None:
     """The posterior's gaussian noise scale (see :class:`Smoothing`)."""
     if settings.get("noise_scale") is None:
         return None
-    if report is None:
+    if report is None or "df" in settings:
+        # student_t (the one family with ``df``) scores held-out samples by absolute error.
         return float(settings["noise_scale"])
     # The fallback has no score of its own: its fit is the population's.
     score = report["population"] if is_fallback(report) else report["scores"][report["chosen"]]
@@ -165,6 +166,9 @@ def _candidates(problem: Problem, config: FitConfig):
                 fixed, noise_scale=problem.scaling.noise_to_internal(config.noise_scale)
             )
         return [dict(fixed, noise_scale=s) for s in NOISE_SCALE_GRID], None
+    if family(config.family).grid is not None:
+        site, values = family(config.family).grid
+        return [dict(fixed, noise_scale=None, **{site: v}) for v in values], None
     return [dict(fixed, noise_scale=None, likelihood_scale=w) for w in LIKELIHOOD_SCALE_GRID], None
 
 
@@ -172,6 +176,10 @@ def _fallback(config: FitConfig) -> dict:
     fixed = {"likelihood_scale": 1.0, "encoder_scale": ENCODER_SCALE}
     if family(config.family).has_noise_scale:
         return dict(fixed, noise_scale=FALLBACK_NOISE_SCALE)
+    if family(config.family).grid is not None:
+        # The smoothest candidate (its coefficients are the population's anyway).
+        site, values = family(config.family).grid
+        return dict(fixed, noise_scale=None, **{site: min(values)})
     return dict(fixed, noise_scale=None, likelihood_scale=FALLBACK_LIKELIHOOD_SCALE)
 
 
@@ -234,7 +242,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     masks = held_out_masks(problem.rng, n_samples, config.validation_fraction)
     if not masks:
         return _result(candidates[len(candidates) // 2], None, None)
-    X, y = data["X"], data["y"]
+    X = data["X"]
     pointwise = family(config.family).pointwise_loss
     n_total = len(masks) * (
         len(candidates) + (len(ENCODER_SCALE_GRID) - 1 if config.encoder_width else 0)
@@ -267,7 +275,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
                 params, data.get("covariate_features"), candidate["encoder_scale"]
             )
             theta = shared + codes @ params["dictionary"]
-            loss.append(pointwise(np.sum(X[mask] * theta[mask], axis=1), y[mask]))
+            loss.append(held_out_loss(pointwise, data, np.sum(X[mask] * theta[mask], axis=1), mask))
             starts.append(params)
         losses.append(np.concatenate(loss))
         # The final fit starts from the first split's MAP.
@@ -302,7 +310,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         order = [by_scale[scale] for scale in sorted(by_scale)]
         best = order[choose([losses[i] for i in order])]
     scores = [float(np.mean(loss)) for loss in losses]
-    population = _population_losses(X, y, masks, config)
+    population = _population_losses(data, masks, config)
     start = fits[best]
     if one_standard_error([population, losses[best]]) == 0:
         # No candidate beats one model for everyone: every sample gets the
@@ -320,22 +328,53 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     return _result(candidates[best], start, report)
 
 
-def _population_losses(X, y, masks, config: FitConfig) -> np.ndarray:
+def _population_losses(data: dict, masks, config: FitConfig) -> np.ndarray:
     """Held-out losses of the population GLM fitted on each fold's training part."""
+    X, y = data["X"], data["y"]
     penalty = population_penalty(X.shape[1], config.fit_intercept)
     pointwise = family(config.family).pointwise_loss
     losses = []
     for mask in masks:
         train = ~mask
-        coef = fit_population_glm(X[train], y[train], config.family, penalty=penalty)
-        losses.append(pointwise(X[mask] @ coef, y[mask]))
+        coef = fit_population_glm(
+            X[train], y[train], config.family, penalty=penalty, **_rows(data, train)
+        )
+        losses.append(held_out_loss(pointwise, data, X[mask] @ coef, mask))
     return np.concatenate(losses)
+
+
+#: The model's per-sample arguments besides ``X`` and ``y`` (:mod:`bayes_prsn.sample_inputs`).
+SAMPLE_EXTRAS = ("eta_offset", "trials", "sample_weight")
+
+
+def _rows(data: dict, rows) -> dict:
+    """The per-sample extras of ``data`` (log exposure, trials, weights) at ``rows``."""
+    return {name: data[name][rows] for name in SAMPLE_EXTRAS if name in data}
+
+
+def held_out_loss(pointwise, data: dict, eta: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each held-out sample's loss (times its weight relative to the mean weight).
+
+    ``eta`` is the held-out samples' linear predictor without the log
+    exposure, which is added here.
+    """
+    extras = _rows(data, mask)
+    if "eta_offset" in extras:
+        eta = eta + extras["eta_offset"]
+    aux = {"trials": extras["trials"]} if "trials" in extras else {}
+    loss = pointwise(eta, data["y"][mask], **aux)
+    if "sample_weight" in extras:
+        loss = loss * extras["sample_weight"] / np.mean(data["sample_weight"])
+    return loss
 
 
 def _smoothness(candidate: dict) -> float:
     """Larger for a candidate that keeps the models closer to the population's."""
     if candidate["noise_scale"] is not None:
         return float(candidate["noise_scale"])
+    if candidate.get("concentration") is not None:
+        # A gamma shape: the coefficient of variation 1 / sqrt(k).
+        return 1.0 / np.sqrt(float(candidate["concentration"]))
     return 1.0 / float(candidate["likelihood_scale"])
 
 
@@ -356,7 +395,11 @@ def _choose_on_subset(problem: Problem, config: FitConfig) -> Smoothing:
     index = np.sort(problem.rng.choice(n_samples, size, replace=False))
     sub_config = dataclasses.replace(config, batch_size=None)
     sub = build_problem(
-        problem.X[index], problem.y[index], problem.covariates_frame.iloc[index], sub_config
+        problem.X[index],
+        problem.y[index],
+        problem.covariates_frame.iloc[index],
+        sub_config,
+        sample_inputs=problem.sample_inputs.take(index),
     )
     chosen = _choose(sub, sub_config)
     settings, report = chosen.settings, chosen.report

@@ -109,7 +109,16 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
 STEP_HALF_LIFE = 1000
 
 #: Model arguments with one row per sample, and with one row per pair.
-SAMPLE_ARRAYS = ("X", "y", "likelihood_mask", "covariate_features", "code_mean")
+SAMPLE_ARRAYS = (
+    "X",
+    "y",
+    "likelihood_mask",
+    "covariate_features",
+    "code_mean",
+    "eta_offset",
+    "trials",
+    "sample_weight",
+)
 PAIR_ARRAYS = ("pairs", "pair_distances", "pair_weights")
 SAMPLE_PARAMS = tuple(f"{site}_auto_loc" for site in CODE_SITES)
 

@@ -224,21 +224,24 @@ class UncertaintyMixin:
             kind=kind,
         )
 
-    def _predictive_interval(self, X, covariates, prob, *, noise: bool, seed):
+    def _predictive_interval(self, X, covariates, prob, *, noise: bool, seed, exposure=None):
         """Equal-tailed interval (lower, upper) of the posterior predictive draws."""
         from .inference_data import check_prob
+        from .sample_inputs import log_exposure
 
         prob = check_prob(prob)
         posterior = posterior_state(self)
         X, encoded = self._new_samples(X, covariates)
+        state = fitted_state(self)
         draws = predictive_draws(
-            fitted_state(self),
+            state,
             posterior,
             X,
             encoded,
             n_neighbors=self.n_neighbors,
             noise=noise,
             seed=seed,
+            eta_offset=log_exposure(state.family, exposure, X.shape[0]),
         )
         lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         return lower, upper

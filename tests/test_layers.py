@@ -29,7 +29,7 @@ LAYERS = [
     ["fitting", "posterior", "evidence", "problem", "inference_data", "figures"],
     ["inputs", "svi", "diagnostics", "arviz_compat", "state"],
     ["predict", "minibatch", "scaling", "population", "association"],
-    ["preprocessing", "adam", "exceptions", "simulate", "version", "defaults"],
+    ["preprocessing", "adam", "exceptions", "simulate", "version", "defaults", "sample_inputs"],
     ["models"],
 ]
 #: Underscore names that are public API of the standard library's NamedTuple.
