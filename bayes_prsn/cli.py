@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 from .defaults import DEFAULTS, POSTERIOR_DEFAULTS
+from .models import FAMILIES
 
 __all__ = ["main", "build_parser"]
 
@@ -152,6 +153,16 @@ def _label_columns(frame) -> list[str]:
     return found
 
 
+def _sample_columns(args) -> dict:
+    """``{fit argument: column}`` of the columns given by --exposure, --trials, --weights."""
+    named = {
+        "exposure": getattr(args, "exposure", None),
+        "trials": getattr(args, "trials", None),
+        "sample_weight": getattr(args, "weights", None),
+    }
+    return {name: column for name, column in named.items() if column}
+
+
 def _choose_columns(frame, args) -> tuple[list, list]:
     """Predictor and covariate columns; the one omitted is every other column."""
     import pandas as pd
@@ -168,7 +179,9 @@ def _choose_columns(frame, args) -> tuple[list, list]:
             "name the covariates (--covariates age,tissue) or the predictors "
             "(--predictors a,b,c); the other is every remaining column."
         )
-    others = [c for c in frame.columns if c != args.target]
+    special = _sample_columns(args)
+    _check_columns(frame, list(special.values()), "--exposure/--trials/--weights", path)
+    others = [c for c in frame.columns if c != args.target and c not in special.values()]
     if predictors is not None:
         _check_columns(frame, predictors, "--predictors", path)
     if covariates is not None:
@@ -179,6 +192,12 @@ def _choose_columns(frame, args) -> tuple[list, list]:
         covariates = [c for c in others if c not in predictors]
     if args.target in predictors or args.target in covariates:
         raise CommandError(f"the target {args.target!r} cannot also be a predictor or covariate.")
+    for option, column in special.items():
+        if column in predictors or column in covariates or column == args.target:
+            raise CommandError(
+                f"the {option} column {column!r} cannot also be the target, a predictor or "
+                "a covariate."
+            )
     labels = [c for c in _label_columns(frame) if c in predictors or c in covariates]
     if labels:
         raise CommandError(
@@ -247,7 +266,7 @@ def _estimator(args):
     }
     if args.family == "bernoulli":
         return PersonalizedClassifier(**settings)
-    return PersonalizedRegression(family=args.family, **settings)
+    return PersonalizedRegression(family=args.family, df=args.df, **settings)
 
 
 def _say(args, message: str) -> None:
@@ -284,7 +303,12 @@ def fit_and_write(args, frame=None):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", UserWarning)
-        estimator.fit(frame[predictors], frame[args.target], covariates=frame[covariates])
+        estimator.fit(
+            frame[predictors],
+            frame[args.target],
+            covariates=frame[covariates],
+            **{name: frame[column] for name, column in _sample_columns(args).items()},
+        )
         seconds = time.perf_counter() - start
         if args.posterior:
             _say(args, f"sampling the posterior ({args.posterior})")
@@ -362,6 +386,10 @@ def run_predict(args) -> int:
     if bad:
         raise CommandError(f"predictor column(s) {bad} in {args.data} are not numeric.")
     X, U = frame[predictors], frame[covariates]
+    exposure = None
+    if args.exposure is not None:
+        _check_columns(frame, [args.exposure], "--exposure", args.data)
+        exposure = frame[args.exposure]
     table = pd.DataFrame(index=frame.index)
     percent = f"{100 * args.prob:g}"
     with warnings.catch_warnings(record=True) as caught:
@@ -379,10 +407,10 @@ def run_predict(args) -> int:
             name = "prediction"
             if interval:
                 table[name], lower, upper = estimator.predict(
-                    X, U, return_interval=True, prob=args.prob
+                    X, U, exposure=exposure, return_interval=True, prob=args.prob
                 )
             else:
-                table[name] = estimator.predict(X, U)
+                table[name] = estimator.predict(X, U, exposure=exposure)
         if interval:
             table[f"{name}_lower{percent}"], table[f"{name}_upper{percent}"] = lower, upper
         if estimator.family_ == "bernoulli":
@@ -448,15 +476,38 @@ def run_demo(args) -> int:
 
 
 # ------------------------------------------------------------------ parser
+def _add_family_options(model) -> None:
+    """--df, --exposure, --trials and --weights."""
+    model.add_argument(
+        "--df",
+        type=_positive,
+        default=DEFAULTS["df"],
+        help="degrees of freedom of the student_t family (default: learned)",
+    )
+    model.add_argument(
+        "--exposure",
+        metavar="COLUMN",
+        help="column of each sample's exposure (poisson, negative_binomial, gamma): the mean "
+        "is exposure times the rate, as with an offset log(exposure)",
+    )
+    model.add_argument(
+        "--trials", metavar="COLUMN", help="column of each sample's trials (binomial)"
+    )
+    model.add_argument("--weights", metavar="COLUMN", help="column of each sample's weight (>= 0)")
+
+
 def _add_model_options(parser) -> None:
     model = parser.add_argument_group("model (defaults are the estimators' own)")
     model.add_argument(
         "--family",
-        choices=("gaussian", "poisson", "bernoulli"),
+        choices=FAMILIES,
         default=DEFAULTS["family"],
-        help="likelihood: gaussian (linear), poisson (counts) or bernoulli (0/1, logistic) "
+        help="likelihood: gaussian or student_t (robust) for real values, bernoulli (0/1) or "
+        "binomial (successes out of --trials), poisson or negative_binomial (counts, "
+        "overdispersed), gamma (positive values); see the README's table "
         "(default: %(default)s)",
     )
+    _add_family_options(model)
     model.add_argument(
         "--rank",
         type=_integer(1),
@@ -553,6 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="folder written by 'bayes-prsn fit' (or a model file)")
     predict.add_argument("data", help="CSV file with the model's predictor and covariate columns")
     predict.add_argument("--out", required=True, help="CSV file to write")
+    predict.add_argument(
+        "--exposure",
+        metavar="COLUMN",
+        help="column of the new samples' exposure (default: predictions per unit of exposure)",
+    )
     predict.add_argument(
         "--index-col",
         default=None,

@@ -31,6 +31,10 @@ __all__ = [
     "make_poisson",
     "make_raw_units",
     "make_null",
+    "make_student_t",
+    "make_negative_binomial",
+    "make_binomial",
+    "make_gamma",
 ]
 
 
@@ -58,6 +62,10 @@ class SimulatedData:
         Short name of the generator.
     info : dict
         Generator settings (noise level, informative covariates, ...).
+    exposure : ndarray of shape (n_samples,) or None
+        Exposure of each sample (rate generators; pass ``exposure=`` to ``fit``).
+    trials : ndarray of shape (n_samples,) or None
+        Trials of each sample (binomial; pass ``trials=`` to ``fit``).
     """
 
     X: np.ndarray
@@ -68,6 +76,14 @@ class SimulatedData:
     family: str
     name: str
     info: dict = field(default_factory=dict)
+    exposure: np.ndarray | None = None
+    trials: np.ndarray | None = None
+
+    @property
+    def fit_inputs(self) -> dict:
+        """Keyword arguments of ``fit`` besides ``X``, ``y`` and the covariates."""
+        inputs = {"exposure": self.exposure, "trials": self.trials}
+        return {name: value for name, value in inputs.items() if value is not None}
 
     @property
     def n_samples(self) -> int:
@@ -85,6 +101,8 @@ class SimulatedData:
             family=self.family,
             name=self.name,
             info=dict(self.info),
+            exposure=None if self.exposure is None else self.exposure[index],
+            trials=None if self.trials is None else self.trials[index],
         )
 
 
@@ -355,3 +373,111 @@ GENERATORS = {
     "null": make_null,
 }
 """Name -> generator, every generator accepting ``n_samples`` and ``random_state``."""
+
+
+def _glm_truth(n_samples, n_features, scale, coef_factor, intercept_shift, rng):
+    """Smooth low-rank truth (2 informative covariates, 1 noise covariate, rank 2) and X."""
+    coef, intercept, covariates = _smooth_low_rank(n_samples, n_features, 2, 1, 2, scale, rng)
+    coef = coef_factor * coef
+    intercept = coef_factor * intercept + intercept_shift
+    X = rng.standard_normal((n_samples, n_features))
+    eta = np.sum(X * coef, axis=1) + intercept
+    return X, coef, intercept, covariates, eta
+
+
+def _poisson_truth(n_samples, n_features, rng):
+    """The truth of :func:`make_poisson` (log-rates mostly within 1 +- 1) and X."""
+    coef, intercept, covariates = _smooth_low_rank(n_samples, n_features, 2, 1, 2, 0.4, rng)
+    coef, intercept = 0.5 * coef, 0.3 * intercept + 1.0
+    X = rng.standard_normal((n_samples, n_features))
+    return X, coef, intercept, covariates, np.sum(X * coef, axis=1) + intercept
+
+
+def make_student_t(
+    n_samples: int = 2000,
+    n_features: int = 5,
+    df: float = 3.0,
+    noise: float = 0.3,
+    outlier_fraction: float = 0.0,
+    random_state=None,
+) -> SimulatedData:
+    r"""Smooth low-rank heterogeneity with heavy-tailed noise (Student-t, ``df``).
+
+    ``outlier_fraction`` of the responses are then replaced by gross outliers:
+    the response plus or minus 10 standard deviations of ``y`` (mistyped
+    values). The truth is that of the clean process.
+    """
+    rng = _rng(random_state)
+    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 1.0, 0.0, rng)
+    y = eta + noise * rng.standard_t(df, n_samples)
+    n_out = int(round(outlier_fraction * n_samples))
+    if n_out:
+        where = rng.choice(n_samples, n_out, replace=False)
+        y[where] += rng.choice([-1.0, 1.0], n_out) * 10.0 * np.std(y)
+    info = {"df": df, "noise": noise, "outlier_fraction": outlier_fraction, "rank": 2}
+    info["informative"] = ["u0", "u1"]
+    return SimulatedData(X, y, covariates, coef, intercept, "student_t", "student_t", info)
+
+
+def make_negative_binomial(
+    n_samples: int = 2000, n_features: int = 5, concentration: float = 5.0, random_state=None
+) -> SimulatedData:
+    r"""Overdispersed counts (NB2, variance :math:`\mu + \mu^2/\phi`) with an exposure.
+
+    The log-rates are those of :func:`make_poisson`;
+    each sample's exposure is log-uniform on [0.5, 5] and multiplies its rate.
+    """
+    rng = _rng(random_state)
+    X, coef, intercept, covariates, eta = _poisson_truth(n_samples, n_features, rng)
+    exposure = np.exp(rng.uniform(np.log(0.5), np.log(5.0), n_samples))
+    mu = exposure * np.exp(eta)
+    y = rng.poisson(rng.gamma(concentration, mu / concentration)).astype(float)
+    info = {"concentration": concentration, "rank": 2, "informative": ["u0", "u1"]}
+    return SimulatedData(
+        X,
+        y,
+        covariates,
+        coef,
+        intercept,
+        "negative_binomial",
+        "negative_binomial",
+        info,
+        exposure=exposure,
+    )
+
+
+def make_binomial(
+    n_samples: int = 2000, n_features: int = 5, max_trials: int = 20, random_state=None
+) -> SimulatedData:
+    """Successes out of 1 to ``max_trials`` trials, logit link, smooth low-rank heterogeneity."""
+    rng = _rng(random_state)
+    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 0.5, 0.0, rng)
+    trials = rng.integers(1, max_trials + 1, n_samples).astype(float)
+    y = rng.binomial(trials.astype(np.int64), 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    info = {"max_trials": max_trials, "rank": 2, "informative": ["u0", "u1"]}
+    return SimulatedData(
+        X, y, covariates, coef, intercept, "binomial", "binomial", info, trials=trials
+    )
+
+
+def make_gamma(
+    n_samples: int = 2000, n_features: int = 5, shape: float = 5.0, random_state=None
+) -> SimulatedData:
+    """Positive responses: gamma of shape ``shape``, log link, :func:`make_poisson`'s truth."""
+    rng = _rng(random_state)
+    X, coef, intercept, covariates, eta = _poisson_truth(n_samples, n_features, rng)
+    mu = np.exp(eta)
+    y = rng.gamma(shape, mu / shape)
+    info = {"shape": shape, "rank": 2, "informative": ["u0", "u1"]}
+    return SimulatedData(X, y, covariates, coef, intercept, "gamma", "gamma", info)
+
+
+#: The generators of the families added later, by name (each accepting ``n_samples``
+#: and ``random_state``); kept apart from :data:`GENERATORS`, whose tables are older.
+FAMILY_GENERATORS = {
+    "student_t": make_student_t,
+    "negative_binomial": make_negative_binomial,
+    "binomial": make_binomial,
+    "gamma": make_gamma,
+}
+GENERATORS.update(FAMILY_GENERATORS)

@@ -92,3 +92,15 @@ def test_cli_example(tmp_path):
     for name in ("model.bprsn", "posterior.nc", "coefficients.csv", "summary.txt"):
         assert (tmp_path / "fit" / name).stat().st_size > 0
     assert (tmp_path / "predictions.csv").exists()
+
+
+@pytest.mark.slow
+def test_tokyo_mortality_example():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tokyo_mortality.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "deviance explained 0." in out.stdout

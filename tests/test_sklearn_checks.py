@@ -7,6 +7,13 @@ covariates. All of them pass except:
 - ``check_array_api_input``: skipped by scikit-learn itself unless
   ``SCIPY_ARRAY_API=1`` is set (the model runs in JAX; array-API inputs are
   not supported).
+- ``check_sample_weight_equivalence_on_dense_data``: an expected failure.
+  It asks that integer weights give predictions equal to 1e-7 to those of
+  the rows repeated. Repeating a row changes the neighbour graph (a copy is
+  its own nearest neighbour) and the fit's random start, so the two fits
+  agree only approximately (``tests/test_families.py`` checks how closely).
+  The other sample-weight checks (ones as no weights, zeros as dropped rows,
+  lists, Series, shapes, no overwriting) pass.
 
 Multiclass checks are replaced by ``check_classifier_not_supporting_multiclass``
 (the classifier is binary, declared in its tags). A file of their own, apart
@@ -29,8 +36,17 @@ CHECK_SETTINGS = dict(
 )
 
 
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "repeated rows change the neighbour graph; integer weights match them only "
+        "approximately (tests/test_families.py)"
+    )
+}
+
+
 @parametrize_with_checks(
-    [PersonalizedRegression(**CHECK_SETTINGS), PersonalizedClassifier(**CHECK_SETTINGS)]
+    [PersonalizedRegression(**CHECK_SETTINGS), PersonalizedClassifier(**CHECK_SETTINGS)],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILURES,
 )
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
