@@ -7,8 +7,10 @@ bayes_prsn with default settings, and reports
 * theta-MSE: mean squared error of the per-sample coefficients against the
   truth, on training samples (``coef_``) and on held-out samples
   (``predict_coef``), and its ratio to the population model's;
-* held-out predictive error (MSE for gaussian, log-loss for bernoulli, mean
-  Poisson deviance for poisson) through ``predict``, and its ratio;
+* held-out predictive error (each family's ``predictive_loss``: MSE for
+  gaussian, mean absolute error for student_t, log-loss for bernoulli and
+  binomial, mean Poisson deviance for poisson and negative_binomial, mean
+  gamma deviance for gamma), and its ratio;
 * fit time of ``fit`` in this process (compiled code is reused across fits of
   the same shapes; see ``--cold`` for a fit in a fresh process).
 
@@ -52,7 +54,7 @@ def run_one(name: str, seed: int) -> dict:
     else:
         est = PersonalizedRegression(family=data.family, random_state=seed)
     start = time.perf_counter()
-    est.fit(train.X, train.y, covariates=train.covariates)
+    est.fit(train.X, train.y, covariates=train.covariates, **train.fit_inputs)
     seconds = time.perf_counter() - start
 
     pop_coef, pop_intercept = est.population_coef_, est.population_intercept_
@@ -60,6 +62,9 @@ def run_one(name: str, seed: int) -> dict:
         est.predict_coef(test.covariates),
         est.predict_intercept(test.covariates),
     )
+    # The held-out samples' log exposure and trials, where the generator has them.
+    shift = 0.0 if test.exposure is None else np.log(test.exposure)
+    aux = {} if test.trials is None else {"trials": test.trials}
     row = {
         "generator": name,
         "seed": seed,
@@ -73,10 +78,10 @@ def run_one(name: str, seed: int) -> dict:
         "theta_mse_test": float(np.mean((new_coef - test.coef) ** 2)),
         "theta_mse_test_population": float(np.mean((pop_coef - test.coef) ** 2)),
         "pred_error_test": family_of(data.family).predictive_loss(
-            _link(test.X, new_coef, new_intercept), test.y
+            _link(test.X, new_coef, new_intercept) + shift, test.y, **aux
         ),
         "pred_error_test_population": family_of(data.family).predictive_loss(
-            _link(test.X, pop_coef, pop_intercept), test.y
+            _link(test.X, pop_coef, pop_intercept) + shift, test.y, **aux
         ),
     }
     row["theta_ratio_train"] = row["theta_mse_train"] / row["theta_mse_train_population"]
