@@ -28,8 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .defaults import DEFAULTS, POSTERIOR_DEFAULTS
-from .models import FAMILIES
+from .defaults import DEFAULTS, FAMILY_NAMES, POSTERIOR_DEFAULTS
 
 __all__ = ["main", "build_parser"]
 
@@ -500,7 +499,7 @@ def _add_model_options(parser) -> None:
     model = parser.add_argument_group("model (defaults are the estimators' own)")
     model.add_argument(
         "--family",
-        choices=FAMILIES,
+        choices=FAMILY_NAMES,
         default=DEFAULTS["family"],
         help="likelihood: gaussian or student_t (robust) for real values, bernoulli (0/1) or "
         "binomial (successes out of --trials), poisson or negative_binomial (counts, "

@@ -8,7 +8,7 @@ in Python and in a shell. This module imports nothing heavy: ``bayes-prsn
 
 from __future__ import annotations
 
-__all__ = ["DEFAULTS", "POSTERIOR_DEFAULTS"]
+__all__ = ["DEFAULTS", "FAMILY_NAMES", "POSTERIOR_DEFAULTS"]
 
 #: Every ``__init__`` argument of :class:`~bayes_prsn.PersonalizedRegression`
 #: (``PersonalizedClassifier`` takes the same, without ``family`` and
@@ -47,3 +47,15 @@ POSTERIOR_DEFAULTS = {
     "num_chains": 4,
     "thinning": 1,
 }
+
+#: The names of ``bayes_prsn.models.FAMILIES``, for the command line's choices without
+#: importing JAX (``tests/test_families.py`` checks that the two agree).
+FAMILY_NAMES = (
+    "gaussian",
+    "bernoulli",
+    "poisson",
+    "student_t",
+    "negative_binomial",
+    "binomial",
+    "gamma",
+)

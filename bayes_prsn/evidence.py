@@ -47,6 +47,7 @@ __all__ = [
     "MAX_ITERATIONS",
     "SharedTarget",
     "flatten",
+    "likelihood_extras",
     "mackay_scales",
     "precision_vector",
     "prior_centre",
@@ -100,6 +101,10 @@ class SharedTarget(NamedTuple):
         MacKay iterations run.
     prior_mean : ndarray (D,) or None
         Centre of the shared parts' prior (:func:`prior_centre`); None: zero.
+    extras : dict or None
+        The likelihood's other arguments, as the model takes them: the log
+        exposure (``eta_offset``), ``trials``, ``sample_weight`` and the
+        family's ``df`` or ``concentration`` at the MAP (None: none of them).
     """
 
     family: str
@@ -119,6 +124,7 @@ class SharedTarget(NamedTuple):
     eta: np.ndarray
     jacobian: np.ndarray
     prior_mean: np.ndarray | None = None
+    extras: dict | None = None
 
 
 def prior_centre(jacobian, residual, flat, precision) -> np.ndarray:
@@ -235,6 +241,9 @@ def shared_target(state) -> SharedTarget:
     features = np.asarray(encoder_features(state.encoded), dtype=float)
     residual_codes, residual_spread = pooled_residuals(state, state.encoded)
     likelihood = family(state.family)
+    extras = likelihood_extras(state)
+    offset, weights = extras.get("eta_offset"), extras.get("sample_weight")
+    aux = {k: v for k, v in extras.items() if k in ("trials", *likelihood.parameters)}
     dimension = sum(int(np.prod(s, dtype=int)) for s in shapes.values())
     gram = np.zeros((dimension, dimension))
     eta = np.empty(X.shape[0])
@@ -243,19 +252,28 @@ def shared_target(state) -> SharedTarget:
         sites, shapes, X, features, residual_codes, input_scales
     ):
         eta[start:stop], jacobian[start:stop] = eta_part, jac
+        rows = slice(start, stop)
         if likelihood.has_noise_scale:
             weight = np.ones(stop - start)
         else:
-            weight = likelihood.variance(likelihood.mean(eta_part))
+            if offset is not None:
+                eta_part = eta_part + offset[rows]
+            part = {k: v[rows] if np.ndim(v) else v for k, v in aux.items()}
+            weight = likelihood.working(eta_part, y[rows], **part)[1]
+        if weights is not None:
+            weight = weight * weights[rows]
         gram += jac.T @ (weight[:, None] * jac)
-    squared_error = float(np.sum((y - eta) ** 2))
+    squared_error = float(np.sum((y - eta) ** 2 if weights is None else weights * (y - eta) ** 2))
     flat = flatten(sites, shapes)
     precisions, noise_variance, effective, covariance, iterations = mackay_scales(
         gram, squared_error, flat, shapes, likelihood.has_noise_scale, X.shape[0]
     )
-    # The likelihood's derivative in eta (canonical links): (y - mu) / noise
-    # variance, the variance being 1 for the families without a noise scale.
-    residual = (y - likelihood.mean(eta)) / noise_variance
+    # The likelihood's derivative in eta: (y - mu) / noise variance for a
+    # canonical link, the variance being 1 for the families without a noise scale.
+    full = eta if offset is None else eta + offset
+    residual = likelihood.working(full, y, **aux)[0] / noise_variance
+    if weights is not None:
+        residual = residual * weights
     mean = prior_centre(jacobian, residual, flat, precision_vector(precisions, shapes))
     return SharedTarget(
         family=state.family,
@@ -275,7 +293,27 @@ def shared_target(state) -> SharedTarget:
         eta=eta,
         jacobian=jacobian,
         prior_mean=mean,
+        extras=extras or None,
     )
+
+
+def likelihood_extras(state) -> dict:
+    """The fitted model's likelihood arguments besides ``eta``, ``y`` and the noise scale."""
+    extras = {
+        name: np.asarray(state.data[name], dtype=float)
+        for name in ("eta_offset", "trials", "sample_weight")
+        if name in state.data
+    }
+    likelihood = family(state.family)
+    extras.update({site: float(state.settings[site]) for site in likelihood.parameters})
+    if likelihood.grid is not None:
+        # The held-out choice of the gamma shape sets the smoothing, not the noise:
+        # the posterior takes the Pearson estimate at the fit, as the gaussian
+        # family's takes its noise scale from the data, not from the smoothing.
+        eta = np.sum(np.asarray(state.data["X"]) * state.theta, axis=1)
+        mu = likelihood.mean(eta + extras.get("eta_offset", 0.0))
+        extras["concentration"] = likelihood.moment_concentration(np.asarray(state.data["y"]), mu)
+    return extras
 
 
 def precision_vector(precisions: dict, shapes: dict) -> np.ndarray:

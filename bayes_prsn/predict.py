@@ -304,6 +304,7 @@ def predictive_draws(
     if posterior.noise_draws is not None:
         scale = posterior.noise_draws.reshape(-1)[:, None]
     aux = {site: state.settings[site] for site in likelihood.parameters}
+    aux.update((posterior.scales or {}).get("likelihood", {}))
     return likelihood.replicate(eta, scale, np.random.default_rng(seed), **aux)
 
 

@@ -155,30 +155,26 @@ def sample_posterior(
     return run(state, method, key, num_samples, static, options, int(random_state))
 
 
-#: Families whose posterior the shared target (the default, with the encoder) handles.
-SHARED_FAMILIES = ("gaussian", "bernoulli", "poisson")
+#: Families whose posterior the shared target (the default, with the encoder) does not handle.
+UNSHARED_FAMILIES = ("student_t",)
 
 
 def _check_shared_target(state: FittedState) -> None:
-    """A clear error where the shared target would ignore part of the fitted model."""
-    extras = [name for name in ("eta_offset", "sample_weight") if name in state.data]
-    if state.family in SHARED_FAMILIES and not extras:
-        return
-    what = f"family={state.family!r}" if state.family not in SHARED_FAMILIES else ""
-    if extras:
-        names = {"eta_offset": "exposure", "sample_weight": "sample_weight"}
-        what = ", ".join(filter(None, [what, *(names[e] for e in extras)]))
-    raise NotImplementedError(
-        f"sample_posterior does not yet handle {what} with the covariate encoder (the "
-        "default target linearises the encoder for gaussian, bernoulli and poisson fits "
-        "without exposure or weights). Fit with encoder_width=0 to sample the codes' "
-        "posterior of the full model, or use the MAP (coef_) without intervals."
-    )
+    """A clear error where the shared target would be the wrong posterior."""
+    if state.family in UNSHARED_FAMILIES:
+        raise NotImplementedError(
+            f"sample_posterior does not yet handle family={state.family!r} with the covariate "
+            "encoder: its learned scales assume a gaussian or exponential-family likelihood. "
+            "Fit with encoder_width=0 to sample the codes' posterior of the full model, or use "
+            "the MAP (coef_) without intervals."
+        )
 
 
-def likelihood_inputs(state: FittedState) -> dict:
-    """The fitted model's likelihood arguments for the ArviZ groups (pointwise, user units)."""
+def likelihood_inputs(state: FittedState, parameters: dict | None = None) -> dict:
+    """The likelihood's arguments for the ArviZ groups: ``parameters`` (df, concentration;
+    default the fit's) and the trials."""
     inputs = {site: state.settings[site] for site in family(state.family).parameters}
+    inputs.update(parameters or {})
     if "trials" in state.data:
         inputs["trials"] = np.asarray(state.data["trials"])
     return inputs
@@ -219,9 +215,14 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
         "effective_parameters": target.effective_parameters,
         "iterations": target.iterations,
     }
+    parameters = {site: float(target.extras[site]) for site in family(state.family).parameters}
+    if parameters:
+        # The likelihood's df or concentration the posterior conditions on.
+        scales["likelihood"] = parameters
     constant = {f"prior_precision_{name}": (value, ()) for name, value in target.precisions.items()}
     constant["effective_parameters"] = (target.effective_parameters, ())
     constant["covariate_weights"] = (state.params.covariate_weights, ("covariate",))
+    constant.update({site: (value, ()) for site, value in parameters.items()})
     if noise is not None:
         constant["noise_scale"] = (noise, ())
     learned = "prior precisions" + (" and noise scale" if noise is not None else "")
@@ -247,6 +248,8 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
         constant=constant,
         seed=seed + 1,
         attrs=attrs,
+        aux=likelihood_inputs(state, parameters),
+        eta_offset=np.asarray(state.data.get("eta_offset", 0.0)),
     )
     diagnostics = convergence_report(arviz_compat.group(idata, "posterior"), draws, stacklevel=4)
     return PosteriorState(

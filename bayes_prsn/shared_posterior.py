@@ -51,13 +51,24 @@ __all__ = ["SHARED_BACKENDS", "run_shared_laplace", "run_shared_nuts", "run_shar
 
 
 def _whitened_model(
-    centre, factor, eta, jacobian, precision, y, prior_mean, noise_scale, *, family: str
+    centre,
+    factor,
+    eta,
+    jacobian,
+    precision,
+    y,
+    prior_mean,
+    noise_scale,
+    *,
+    family: str,
+    **extras,
 ):
     """The target in whitened coordinates u, with the shared parts ``centre + factor @ u``.
 
     Module-level, with the data as arguments, so that one compiled sampler
     serves every target of the same shapes (see :func:`_nuts_chain`).
-    ``noise_scale`` None: sampled where the family has one.
+    ``noise_scale`` None: sampled where the family has one; ``extras`` are
+    the likelihood's other arguments (:func:`bayes_prsn.evidence.likelihood_extras`).
     """
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
@@ -75,6 +86,7 @@ def _whitened_model(
             family=family,
             noise_scale=noise_scale,
             prior_mean=prior_mean,
+            **extras,
         )
 
 
@@ -99,6 +111,8 @@ def _whitened(target: SharedTarget, *, sample_noise: bool):
         if sample_noise or target.noise_scale is None
         else jnp.float32(target.noise_scale),
     }
+    for name, value in (target.extras or {}).items():
+        arguments[name] = jnp.asarray(value, dtype=jnp.float32)
     return arguments, centre, factor
 
 

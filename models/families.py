@@ -41,8 +41,9 @@ LOGIT_BOUND = 50.0
 
 
 def _canonical_working(cls, eta, y, **aux):
-    """``(r, w)`` of a Newton step: the score is ``X^T r``, the Hessian ``X^T diag(w) X``.
+    """``(r, w)``: the log-likelihood's derivative in ``eta`` and its Fisher information.
 
+    A Newton step's score is then ``X^T r`` and its Hessian ``X^T diag(w) X``.
     For a canonical link, ``r = y - mu`` and ``w`` is the variance function.
     """
     mu = cls.mean(eta)
@@ -466,10 +467,11 @@ class Gamma:
         return mu**2 / concentration
 
     @staticmethod
-    def working(eta, y, **aux):
-        # Fisher scoring for the log link: score X^T (y - mu) / mu, information X^T X (times k).
+    def working(eta, y, *, concentration=1.0, **aux):
+        # Fisher scoring for the log link: score k X^T (y - mu) / mu, information k X^T X
+        # (the population GLM's steps leave k at 1: it cancels in the step).
         mu = _log_rate(eta)
-        return (y - mu) / mu, np.ones_like(mu)
+        return concentration * (y - mu) / mu, np.full_like(mu, concentration)
 
     @staticmethod
     def moment_concentration(y, mu) -> float:

@@ -59,6 +59,8 @@ __all__ = [
     "code_log_prior",
     "coef_log_prior",
     "distance_potential",
+    "likelihood_parameters",
+    "observe",
     "pair_potential",
     "personalized_regression",
     "personalized_regression_minibatch",
@@ -285,7 +287,7 @@ def personalized_regression(
     )
     numpyro.factor("distance_matching", -potential)
 
-    noise_scale, aux = _likelihood_parameters(family, noise_scale, trials, df, concentration)
+    noise_scale, aux = likelihood_parameters(family, noise_scale, trials, df, concentration)
     eta = jnp.sum(X * coef, axis=-1)
     if eta_offset is not None:
         eta = eta + eta_offset
@@ -293,10 +295,10 @@ def personalized_regression(
         likelihood = families.family(family).likelihood(eta, noise_scale, **aux)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask)
-        _observe(likelihood, y, sample_weight)
+        observe(likelihood, y, sample_weight)
 
 
-def _likelihood_parameters(family, noise_scale, trials, df, concentration):
+def likelihood_parameters(family, noise_scale, trials, df, concentration):
     """``(noise_scale, aux)``: the family's noise scale and other likelihood arguments.
 
     A noise scale, ``df`` or ``concentration`` that is not given (None) and
@@ -315,7 +317,7 @@ def _likelihood_parameters(family, noise_scale, trials, df, concentration):
     return noise_scale, aux
 
 
-def _observe(likelihood, y, sample_weight) -> None:
+def observe(likelihood, y, sample_weight) -> None:
     """The ``"y"`` site; ``sample_weight`` (positive) multiplies each sample's log-likelihood."""
     if sample_weight is None:
         numpyro.sample("y", likelihood, obs=y)
@@ -433,7 +435,7 @@ def personalized_regression_minibatch(
     )
     numpyro.factor("distance_matching", -potential)
 
-    noise_scale, aux = _likelihood_parameters(
+    noise_scale, aux = likelihood_parameters(
         family, noise_scale, None if trials is None else trials[batch], df, concentration
     )
     eta = jnp.sum(X[batch] * coef, axis=-1)
@@ -446,4 +448,4 @@ def personalized_regression_minibatch(
         likelihood = families.family(family).likelihood(eta, noise_scale, **aux)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask[batch])
-        _observe(likelihood, y[batch], None if sample_weight is None else sample_weight[batch])
+        observe(likelihood, y[batch], None if sample_weight is None else sample_weight[batch])

@@ -39,7 +39,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from . import families
-from .personalized import SAMPLE_PLATE
+from .personalized import SAMPLE_PLATE, likelihood_parameters, observe
 
 __all__ = ["SHARED_SITES", "shared_coefficients", "linearised_coefficients", "linearised_glm"]
 
@@ -88,7 +88,20 @@ def linearised_coefficients(sites: dict, deltas: dict, features, residual_codes,
 
 
 def linearised_glm(
-    eta, jacobian, centre, precision, y=None, *, family: str, noise_scale=None, prior_mean=None
+    eta,
+    jacobian,
+    centre,
+    precision,
+    y=None,
+    *,
+    family: str,
+    noise_scale=None,
+    prior_mean=None,
+    eta_offset=None,
+    trials=None,
+    sample_weight=None,
+    df=None,
+    concentration=None,
 ):
     r"""The target: a GLM in the shared parts, the model linearised at the MAP.
 
@@ -102,15 +115,17 @@ def linearised_glm(
     (n_samples, D) their derivatives; ``precision`` holds :math:`\alpha`
     for every entry of :math:`w` (site ``"shared"``) and ``prior_mean``
     :math:`\mu` (None: zero). The gaussian noise scale is sampled
-    (``HalfNormal(1)``) when ``noise_scale`` is None.
+    (``HalfNormal(1)``) when ``noise_scale`` is None. ``eta_offset``,
+    ``trials``, ``sample_weight``, ``df`` and ``concentration`` are those of
+    :func:`~bayes_prsn.models.personalized_regression`.
     """
     scale = 1.0 / jnp.sqrt(precision)
     loc = 0.0 if prior_mean is None else prior_mean
     shared = numpyro.sample("shared", dist.Normal(loc, scale).to_event(1))
     likelihood = families.family(family)
-    if likelihood.has_noise_scale and noise_scale is None:
-        noise_scale = numpyro.sample("noise_scale", dist.HalfNormal(1.0))
+    noise_scale, aux = likelihood_parameters(family, noise_scale, trials, df, concentration)
+    linear = eta + jacobian @ (shared - centre)
+    if eta_offset is not None:
+        linear = linear + eta_offset
     with numpyro.plate(SAMPLE_PLATE, eta.shape[0]):
-        numpyro.sample(
-            "y", likelihood.likelihood(eta + jacobian @ (shared - centre), noise_scale), obs=y
-        )
+        observe(likelihood.likelihood(linear, noise_scale, **aux), y, sample_weight)

@@ -173,7 +173,7 @@ def small():
     [
         ({"rank": 0}, "rank must be an integer >= 1"),
         ({"rank": 2.5}, "rank must be an integer >= 1"),
-        ({"family": "gamma"}, "family must be one of"),
+        ({"family": "tweedie"}, "family must be one of"),
         ({"prior": "cauchy"}, "prior must be one of"),
         ({"gamma": -1.0}, "gamma must be a positive"),
         ({"noise_scale": 0.0}, "noise_scale must be a positive"),

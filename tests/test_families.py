@@ -20,6 +20,14 @@ NEW = ("student_t", "negative_binomial", "binomial", "gamma")
 AUX = {"student_t": {"df": 4.0}, "negative_binomial": {"concentration": 3.0}, "gamma": {}}
 
 
+def test_command_line_knows_every_family():
+    from bayes_prsn.models import FAMILIES
+
+    from bayes_prsn.defaults import FAMILY_NAMES
+
+    assert FAMILY_NAMES == FAMILIES
+
+
 def _theta_mse(estimator, data) -> float:
     fitted = np.column_stack([estimator.coef_, estimator.intercept_])
     return float(np.mean((fitted - np.column_stack([data.coef, data.intercept])) ** 2))
@@ -169,9 +177,33 @@ def test_new_family_round_trips_through_save(fits, tmp_path):
 
 
 def test_posterior_with_the_encoder_says_what_it_cannot_do(fits):
-    estimator = fits["gamma"][0]
-    with pytest.raises(NotImplementedError, match="family='gamma'.*encoder_width=0"):
+    estimator = fits["student_t"][0]
+    with pytest.raises(NotImplementedError, match="family='student_t'.*encoder_width=0"):
         estimator.sample_posterior("laplace")
+
+
+@pytest.mark.parametrize("name", ["negative_binomial", "binomial", "gamma"])
+def test_default_posterior_is_centred_on_the_fit(fits, name):
+    """Laplace on the shared target, with the exposure, trials and learned concentration:
+    its mean is ``coef_`` (median |difference| / sd below 0.25, issue 15's coherence);
+    an exposure or trials left out of the target's centre would move it by whole sds."""
+    estimator, data = fits[name]
+    estimator.sample_posterior("laplace", num_samples=400, random_state=0)
+    from bayes_prsn import arviz_compat
+
+    draws = np.asarray(arviz_compat.group(estimator.idata_, "posterior")["coef"])
+    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
+    assert np.median(np.abs(mean - estimator.coef_) / sd) < 0.25
+    log_lik = np.asarray(arviz_compat.group(estimator.idata_, "log_likelihood")["y"])
+    assert np.all(np.isfinite(log_lik))
+    low, high = estimator.predict(
+        data.X[:20], data.covariates.iloc[:20], return_interval=True, **_exposure(data, 20)
+    )[1:]
+    assert np.all(low <= high)
+
+
+def _exposure(data, n):
+    return {} if data.exposure is None else {"exposure": data.exposure[:n]}
 
 
 @pytest.mark.filterwarnings("ignore::bayes_prsn.ConvergenceWarning")
