@@ -134,6 +134,7 @@ def build_problem(
         y,
         scale_response=family(config.family).has_noise_scale,
         fit_intercept=config.fit_intercept,
+        robust=family(config.family).robust,
     )
     design = scaling.design(X)
     target = scaling.response(y)

@@ -30,10 +30,32 @@ class Scaling:
     fit_intercept: bool
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, *, scale_response: bool, fit_intercept: bool):
-        """Standardise ``X`` (centred when there is an intercept) and, if asked, ``y``."""
+    def fit(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        scale_response: bool,
+        fit_intercept: bool,
+        robust: bool = False,
+    ):
+        """Standardise ``X`` (centred when there is an intercept) and, if asked, ``y``.
+
+        ``robust``: the response by its median and its median absolute
+        deviation (times 1.4826, the sd of normal data), so that a few gross
+        outliers do not stretch the units in which the noise scales are tried
+        (the student_t family).
+        """
         x = Standardizer.fit(X, center=fit_intercept)
-        if scale_response:
+        if scale_response and robust:
+            middle = float(np.median(y))
+            spread = 1.4826 * float(np.median(np.abs(y - middle)))
+            if not spread > 0:
+                spread = float(np.std(y)) or 1.0
+            y_scaler = Standardizer(
+                np.array([middle if fit_intercept else 0.0]), np.array([spread])
+            )
+        elif scale_response:
             y_scaler = Standardizer.fit(y[:, None], center=fit_intercept)
         else:
             y_scaler = Standardizer(np.zeros(1), np.ones(1))

@@ -64,6 +64,8 @@ class Gaussian:
     learned: tuple = ()
     #: ... and the one chosen on held-out samples, with its candidates (or None).
     grid = None
+    #: Whether the response is scaled by robust statistics (median, MAD).
+    robust = False
     has_noise_scale = True
 
     @staticmethod
@@ -117,6 +119,8 @@ class Bernoulli:
     learned: tuple = ()
     #: ... and the one chosen on held-out samples, with its candidates (or None).
     grid = None
+    #: Whether the response is scaled by robust statistics (median, MAD).
+    robust = False
     has_noise_scale = False
 
     @staticmethod
@@ -173,6 +177,8 @@ class Poisson:
     learned: tuple = ()
     #: ... and the one chosen on held-out samples, with its candidates (or None).
     grid = None
+    #: Whether the response is scaled by robust statistics (median, MAD).
+    robust = False
     has_noise_scale = False
 
     @staticmethod
@@ -249,6 +255,7 @@ class StudentT:
     parameters: tuple = ("df",)
     learned: tuple = ("df",)
     grid = None
+    robust = True
     has_noise_scale = True
 
     @staticmethod
@@ -304,6 +311,7 @@ class NegativeBinomial:
     """
 
     name = "negative_binomial"
+    robust = False
     #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean Poisson deviance"
     code_residual_scale = 0.01
@@ -374,6 +382,7 @@ class Binomial:
     """
 
     name = "binomial"
+    robust = False
     #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean log-loss per sample"
     code_residual_scale = 0.01
@@ -443,6 +452,7 @@ class Gamma:
     """
 
     name = "gamma"
+    robust = False
     #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean gamma deviance"
     code_residual_scale = 0.1
