@@ -339,3 +339,13 @@ def test_cli_fits_binomial_with_trials_and_predicts_with_exposure(tmp_path, caps
     rate = pd.read_csv(tmp_path / "rate.csv")["prediction"]
     mean = pd.read_csv(tmp_path / "mean.csv")["prediction"]
     np.testing.assert_allclose(mean, rate * counts.exposure, rtol=1e-6)
+
+
+def test_metadata_routing_requests_the_per_sample_inputs():
+    import sklearn
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        requests = PersonalizedRegression().get_metadata_routing()
+        fit = requests.fit.requests
+        assert all(fit[name] is True for name in ("sample_weight", "exposure", "trials"))
+        assert requests.predict.requests["exposure"] is True
