@@ -37,7 +37,8 @@ def _fit_bayes_prsn(data, family):
         est = PersonalizedClassifier(random_state=0)
     else:
         est = PersonalizedRegression(family=family, random_state=0)
-    est.fit(data["X_train"], data["y_train"], covariates=train)
+    inputs = {k: data[f"{k}_train"] for k in ("exposure", "trials") if f"{k}_train" in data}
+    est.fit(data["X_train"], data["y_train"], covariates=train, **inputs)
     return {
         "coef_train": est.coef_,
         "intercept_train": est.intercept_,
@@ -49,8 +50,9 @@ def _fit_bayes_prsn(data, family):
 def _fit_contextualized(data, family):
     from contextualized.easy import ContextualizedClassifier, ContextualizedRegressor
 
-    if family == "poisson":
-        raise NotImplementedError("Contextualized has no Poisson regression")
+    if family in ("poisson", "negative_binomial", "binomial", "gamma"):
+        raise NotImplementedError(f"Contextualized has no {family} regression")
+    # student_t data: its regressor (squared loss) is the peer.
     cls = ContextualizedClassifier if family == "bernoulli" else ContextualizedRegressor
     # ANCHORS.md: the default batch size 1 is about 25x slower.
     model = cls()
@@ -70,14 +72,24 @@ def _fit_gwr(data, family):
     from mgwr.sel_bw import Sel_BW
     from spglm.family import Binomial, Gaussian, Poisson
 
-    fam = {"gaussian": Gaussian(), "bernoulli": Binomial(), "poisson": Poisson()}[family]
+    if family in ("binomial", "gamma"):
+        raise NotImplementedError(f"mgwr has no {family} family (binomial: 0/1 responses only)")
+    # student_t data: gaussian GWR; negative_binomial counts: Poisson GWR with the offset.
+    fam = {
+        "gaussian": Gaussian(),
+        "student_t": Gaussian(),
+        "bernoulli": Binomial(),
+        "poisson": Poisson(),
+        "negative_binomial": Poisson(),
+    }[family]
     coords = data["coords_train"]
     y = data["y_train"][:, None]
     X = data["X_train"]
-    bandwidth = Sel_BW(coords, y, X, family=fam).search()
-    result = GWR(coords, y, X, bandwidth, family=fam).fit()
+    offset = {"offset": data["exposure_train"][:, None]} if "exposure_train" in data else {}
+    bandwidth = Sel_BW(coords, y, X, family=fam, **offset).search()
+    result = GWR(coords, y, X, bandwidth, family=fam, **offset).fit()
     out = {"coef_train": result.params[:, 1:], "intercept_train": result.params[:, 0]}
-    if family == "gaussian":
+    if family in ("gaussian", "student_t"):
         # mgwr predicts new locations for the gaussian family only.
         model = GWR(coords, y, X, bandwidth, family=fam)
         predicted = model.predict(data["coords_test"], data["X_test"])

@@ -64,8 +64,8 @@ def main() -> None:
     parser.add_argument("--method", default="nuts", choices=["nuts", "laplace", "vi"])
     parser.add_argument(
         "--datasets",
-        # The newer families' generators are measured by recovery.py and families.py
-        # (the peers' harness has no exposure or trials).
+        # The newer families' generators: benchmarks/families.py (this script's fits
+        # pass no exposure or trials).
         default=",".join(g for g in simulate.GENERATORS if g not in simulate.FAMILY_GENERATORS),
     )
     parser.add_argument("--out", default=None)
