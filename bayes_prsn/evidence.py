@@ -244,6 +244,10 @@ def shared_target(state) -> SharedTarget:
     extras = likelihood_extras(state)
     offset, weights = extras.get("eta_offset"), extras.get("sample_weight")
     aux = {k: v for k, v in extras.items() if k in ("trials", *likelihood.parameters)}
+    # Only the gaussian noise scale is learned here (MacKay); student_t's is the fit's.
+    exact = likelihood.has_noise_scale and not likelihood.parameters
+    if likelihood.has_noise_scale and not exact:
+        aux["noise_scale"] = float(state.posterior_noise_scale)
     dimension = sum(int(np.prod(s, dtype=int)) for s in shapes.values())
     gram = np.zeros((dimension, dimension))
     eta = np.empty(X.shape[0])
@@ -253,25 +257,25 @@ def shared_target(state) -> SharedTarget:
     ):
         eta[start:stop], jacobian[start:stop] = eta_part, jac
         rows = slice(start, stop)
-        if likelihood.has_noise_scale:
+        if exact:
             weight = np.ones(stop - start)
         else:
             if offset is not None:
                 eta_part = eta_part + offset[rows]
             part = {k: v[rows] if np.ndim(v) else v for k, v in aux.items()}
-            weight = likelihood.working(eta_part, y[rows], **part)[1]
+            weight = likelihood.fisher(eta_part, y[rows], **part)[1]
         if weights is not None:
             weight = weight * weights[rows]
         gram += jac.T @ (weight[:, None] * jac)
     squared_error = float(np.sum((y - eta) ** 2 if weights is None else weights * (y - eta) ** 2))
     flat = flatten(sites, shapes)
     precisions, noise_variance, effective, covariance, iterations = mackay_scales(
-        gram, squared_error, flat, shapes, likelihood.has_noise_scale, X.shape[0]
+        gram, squared_error, flat, shapes, exact, X.shape[0]
     )
     # The likelihood's derivative in eta: (y - mu) / noise variance for a
     # canonical link, the variance being 1 for the families without a noise scale.
     full = eta if offset is None else eta + offset
-    residual = likelihood.working(full, y, **aux)[0] / noise_variance
+    residual = likelihood.fisher(full, y, **aux)[0] / noise_variance
     if weights is not None:
         residual = residual * weights
     mean = prior_centre(jacobian, residual, flat, precision_vector(precisions, shapes))
@@ -286,7 +290,7 @@ def shared_target(state) -> SharedTarget:
         sites=sites,
         shapes=shapes,
         precisions=precisions,
-        noise_scale=float(np.sqrt(noise_variance)) if likelihood.has_noise_scale else None,
+        noise_scale=float(np.sqrt(noise_variance)) if exact else aux.get("noise_scale"),
         effective_parameters=float(effective),
         covariance=covariance,
         iterations=iterations,

@@ -149,25 +149,8 @@ def sample_posterior(
     static = {"progress_bar": progress_bar}
     if method == "nuts":
         static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
-    if state.params.encoder_weights is not None:
-        _check_shared_target(state)
     run = _sample_shared if state.params.encoder_weights is not None else _sample_codes
     return run(state, method, key, num_samples, static, options, int(random_state))
-
-
-#: Families whose posterior the shared target (the default, with the encoder) does not handle.
-UNSHARED_FAMILIES = ("student_t",)
-
-
-def _check_shared_target(state: FittedState) -> None:
-    """A clear error where the shared target would be the wrong posterior."""
-    if state.family in UNSHARED_FAMILIES:
-        raise NotImplementedError(
-            f"sample_posterior does not yet handle family={state.family!r} with the covariate "
-            "encoder: its learned scales assume a gaussian or exponential-family likelihood. "
-            "Fit with encoder_width=0 to sample the codes' posterior of the full model, or use "
-            "the MAP (coef_) without intervals."
-        )
 
 
 def likelihood_inputs(state: FittedState, parameters: dict | None = None) -> dict:
@@ -225,7 +208,10 @@ def _sample_shared(state, method, key, num_samples, static, options, seed) -> Po
     constant.update({site: (value, ()) for site, value in parameters.items()})
     if noise is not None:
         constant["noise_scale"] = (noise, ())
-    learned = "prior precisions" + (" and noise scale" if noise is not None else "")
+    fixed_noise = noise is not None and "df" in state.settings  # student_t: the fit's scale
+    learned = "prior precisions" + (
+        " and noise scale" if noise is not None and not fixed_noise else ""
+    )
     attrs = _attrs(
         method,
         draws,

@@ -216,7 +216,11 @@ def _flat_draws(centre, factor, whitened) -> np.ndarray:
 
 
 def _samples_noise(target: SharedTarget) -> bool:
-    return family(target.family).has_noise_scale and target.noise_scale is not None
+    """Whether NUTS and VI sample the noise scale (gaussian; student_t's stays the fit's)."""
+    likelihood = family(target.family)
+    return (
+        likelihood.has_noise_scale and not likelihood.parameters and target.noise_scale is not None
+    )
 
 
 def run_shared_laplace(

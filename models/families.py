@@ -45,6 +45,8 @@ def _canonical_working(cls, eta, y, **aux):
 
     A Newton step's score is then ``X^T r`` and its Hessian ``X^T diag(w) X``.
     For a canonical link, ``r = y - mu`` and ``w`` is the variance function.
+    ``fisher`` is the same pair for the posterior's Laplace approximation; only
+    student_t's ``working`` differs (reweighted least squares weights).
     """
     mu = cls.mean(eta)
     return y - mu, cls.variance(mu)
@@ -85,6 +87,7 @@ class Gaussian:
         return -0.5 * ((y - eta) / noise_scale) ** 2 - np.log(noise_scale * np.sqrt(2 * np.pi))
 
     working = classmethod(_canonical_working)
+    fisher = working
 
     @staticmethod
     def pointwise_loss(eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
@@ -140,6 +143,7 @@ class Bernoulli:
         return y * eta - np.logaddexp(0.0, eta)
 
     working = classmethod(_canonical_working)
+    fisher = working
 
     @staticmethod
     def pointwise_loss(eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
@@ -201,6 +205,7 @@ class Poisson:
         return y * np.log(mu) - mu - gammaln(y + 1.0)
 
     working = classmethod(_canonical_working)
+    fisher = working
 
     @classmethod
     def pointwise_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
@@ -277,6 +282,14 @@ class StudentT:
         return w * r, w
 
     @staticmethod
+    def fisher(eta, y, *, df, noise_scale, **aux):
+        """The log-likelihood's derivative in ``eta`` and its Fisher information."""
+        r = y - eta
+        variance = noise_scale**2
+        information = (df + 1.0) / ((df + 3.0) * variance)
+        return (df + 1.0) * r / (df * variance + r**2), np.full_like(r, information)
+
+    @staticmethod
     def log_likelihood(eta, y, noise_scale, *, df, **aux) -> np.ndarray:
         from scipy.stats import t
 
@@ -340,6 +353,8 @@ class NegativeBinomial:
         mu = _log_rate(eta)
         factor = 1.0 / (1.0 + mu / concentration)
         return (y - mu) * factor, mu * factor
+
+    fisher = working
 
     @staticmethod
     def moment_concentration(y, mu) -> float:
@@ -405,6 +420,8 @@ class Binomial:
     def working(eta, y, *, trials, **aux):
         p = _sigmoid(eta)
         return y - trials * p, trials * p * (1.0 - p)
+
+    fisher = working
 
     @staticmethod
     def log_likelihood(eta, y, noise_scale, *, trials, **aux) -> np.ndarray:
@@ -482,6 +499,8 @@ class Gamma:
         # (the population GLM's steps leave k at 1: it cancels in the step).
         mu = _log_rate(eta)
         return concentration * (y - mu) / mu, np.full_like(mu, concentration)
+
+    fisher = working
 
     @staticmethod
     def moment_concentration(y, mu) -> float:

@@ -176,16 +176,10 @@ def test_new_family_round_trips_through_save(fits, tmp_path):
     )
 
 
-def test_posterior_with_the_encoder_says_what_it_cannot_do(fits):
-    estimator = fits["student_t"][0]
-    with pytest.raises(NotImplementedError, match="family='student_t'.*encoder_width=0"):
-        estimator.sample_posterior("laplace")
-
-
-@pytest.mark.parametrize("name", ["negative_binomial", "binomial", "gamma"])
+@pytest.mark.parametrize("name", NEW)
 def test_default_posterior_is_centred_on_the_fit(fits, name):
-    """Laplace on the shared target, with the exposure, trials and learned concentration:
-    its mean is ``coef_`` (median |difference| / sd below 0.25, issue 15's coherence);
+    """Laplace on the shared target, with the exposure, trials, learned concentration or
+    df: its mean is ``coef_`` (median |difference| / sd below 0.25, issue 15's coherence);
     an exposure or trials left out of the target's centre would move it by whole sds."""
     estimator, data = fits[name]
     estimator.sample_posterior("laplace", num_samples=400, random_state=0)
