@@ -42,6 +42,7 @@ import numpy as np
 
 from .models import SHARED_SITES, encoder_input_scales, family
 from .predict import pooled_residuals
+from .sample_inputs import MODEL_ARRAYS
 
 __all__ = [
     "MAX_ITERATIONS",
@@ -305,7 +306,7 @@ def likelihood_extras(state) -> dict:
     """The fitted model's likelihood arguments besides ``eta``, ``y`` and the noise scale."""
     extras = {
         name: np.asarray(state.data[name], dtype=float)
-        for name in ("eta_offset", "trials", "sample_weight")
+        for name in MODEL_ARRAYS
         if name in state.data
     }
     likelihood = family(state.family)

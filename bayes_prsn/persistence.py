@@ -46,6 +46,7 @@ from . import arviz_compat
 from .models import ENCODER_SITES
 from .predict import neighbour_tree
 from .preprocessing import CovariateEncoder, EncodedCovariates, Standardizer, encoder_features
+from .sample_inputs import MODEL_ARRAYS
 from .scaling import Scaling
 from .smoothing import posterior_noise_scale
 from .state import (
@@ -69,8 +70,6 @@ FORMAT_VERSION = 2
 #: The estimator classes a saved model may hold.
 ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
 _TRAIN_DATA = ("X", "pairs", "pair_distances", "pair_weights", "y")
-#: Training arrays stored only where the fit had them (log exposure, trials, weights).
-_TRAIN_EXTRAS = ("eta_offset", "trials", "sample_weight")
 # Published arrays that are stored but derived from the state on loading (checked only).
 _CHECKED_ONLY = ("coef_", "intercept_", "dictionary_")
 _ENCODER = ("names_in_", "numeric_names_", "categorical_names_", "centers_", "scales_", "levels_")
@@ -187,7 +186,8 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
         arrays["classes_"] = state.classes
     if posterior is not None:
         arrays.update(_posterior_arrays(posterior))
-    for name in _TRAIN_DATA + tuple(n for n in _TRAIN_EXTRAS if n in state.data):
+    # The log exposure, trials and weights are stored only where the fit had them.
+    for name in _TRAIN_DATA + tuple(n for n in MODEL_ARRAYS if n in state.data):
         arrays[f"train_data.{name}"] = state.data[name]
     for name, scaler in (("x_scaler_", state.scaling.x), ("y_scaler_", state.scaling.y)):
         arrays[f"{name}.center"], arrays[f"{name}.scale"] = scaler.center, scaler.scale
@@ -482,7 +482,7 @@ def _read_state(metadata: dict, members: dict, path) -> FittedState:
         y=array("_train_y"),
         data={
             name: array(f"train_data.{name}")
-            for name in _TRAIN_DATA + _TRAIN_EXTRAS
+            for name in _TRAIN_DATA + MODEL_ARRAYS
             if f"arrays/train_data.{name}.npy" in members
         },
         settings=settings,

@@ -18,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "EXPOSURE_FAMILIES",
+    "MODEL_ARRAYS",
     "PER_SAMPLE",
     "drop_unweighted",
     "SampleInputs",
@@ -29,6 +30,8 @@ __all__ = [
 
 #: The per-sample arguments of ``fit`` this module checks.
 PER_SAMPLE = ("exposure", "trials", "sample_weight")
+#: The model's per-sample arguments they become (:meth:`SampleInputs.model_arrays`).
+MODEL_ARRAYS = ("eta_offset", "trials", "sample_weight")
 #: Families whose log link takes an exposure (``eta + log(exposure)``).
 EXPOSURE_FAMILIES = ("poisson", "negative_binomial", "gamma")
 
@@ -84,8 +87,9 @@ def check_sample_inputs(
 
     Raises a ``ValueError`` naming the argument: an exposure for a family
     without a log link, non-positive or missing exposures, trials for
-    another family than binomial or missing for it, trials that are not
-    positive integers, weights of the wrong length, negative or all zero.
+    another family than binomial, trials that are not positive integers,
+    weights of the wrong length, negative or all zero. (Missing trials of a
+    binomial fit are the family's check of the response, with the counts.)
     """
     if exposure is not None:
         if family not in EXPOSURE_FAMILIES:
@@ -99,11 +103,6 @@ def check_sample_inputs(
                 "exposure must be positive (the model adds log(exposure) to the linear "
                 f"predictor); {int(np.sum(exposure <= 0))} value(s) are zero or negative."
             )
-    if family == "binomial" and trials is None:
-        raise ValueError(
-            "the binomial family needs the number of trials of every sample: "
-            "fit(X, y, covariates, trials=...)."
-        )
     if trials is not None:
         if family != "binomial":
             raise ValueError(f"trials applies to family='binomial' only; got family={family!r}.")

@@ -375,11 +375,11 @@ GENERATORS = {
 """Name -> generator, every generator accepting ``n_samples`` and ``random_state``."""
 
 
-def _glm_truth(n_samples, n_features, scale, coef_factor, intercept_shift, rng):
+def _glm_truth(n_samples, n_features, scale, coef_factor, intercept_factor, shift, rng):
     """Smooth low-rank truth (2 informative covariates, 1 noise covariate, rank 2) and X."""
     coef, intercept, covariates = _smooth_low_rank(n_samples, n_features, 2, 1, 2, scale, rng)
     coef = coef_factor * coef
-    intercept = coef_factor * intercept + intercept_shift
+    intercept = intercept_factor * intercept + shift
     X = rng.standard_normal((n_samples, n_features))
     eta = np.sum(X * coef, axis=1) + intercept
     return X, coef, intercept, covariates, eta
@@ -387,10 +387,7 @@ def _glm_truth(n_samples, n_features, scale, coef_factor, intercept_shift, rng):
 
 def _poisson_truth(n_samples, n_features, rng):
     """The truth of :func:`make_poisson` (log-rates mostly within 1 +- 1) and X."""
-    coef, intercept, covariates = _smooth_low_rank(n_samples, n_features, 2, 1, 2, 0.4, rng)
-    coef, intercept = 0.5 * coef, 0.3 * intercept + 1.0
-    X = rng.standard_normal((n_samples, n_features))
-    return X, coef, intercept, covariates, np.sum(X * coef, axis=1) + intercept
+    return _glm_truth(n_samples, n_features, 0.4, 0.5, 0.3, 1.0, rng)
 
 
 def make_student_t(
@@ -408,7 +405,7 @@ def make_student_t(
     values). The truth is that of the clean process.
     """
     rng = _rng(random_state)
-    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 1.0, 0.0, rng)
+    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 1.0, 1.0, 0.0, rng)
     y = eta + noise * rng.standard_t(df, n_samples)
     n_out = int(round(outlier_fraction * n_samples))
     if n_out:
@@ -451,7 +448,7 @@ def make_binomial(
 ) -> SimulatedData:
     """Successes out of 1 to ``max_trials`` trials, logit link, smooth low-rank heterogeneity."""
     rng = _rng(random_state)
-    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 0.5, 0.0, rng)
+    X, coef, intercept, covariates, eta = _glm_truth(n_samples, n_features, 1.0, 0.5, 0.5, 0.0, rng)
     trials = rng.integers(1, max_trials + 1, n_samples).astype(float)
     y = rng.binomial(trials.astype(np.int64), 1.0 / (1.0 + np.exp(-eta))).astype(float)
     info = {"max_trials": max_trials, "rank": 2, "informative": ["u0", "u1"]}

@@ -39,6 +39,7 @@ from .inputs import FitConfig
 from .models import ENCODER_SCALE, codes_from_sites, family
 from .population import fit_population_glm
 from .problem import Problem, build_problem, population_penalty
+from .sample_inputs import MODEL_ARRAYS
 
 __all__ = [
     "NOISE_SCALE_GRID",
@@ -343,13 +344,9 @@ def _population_losses(data: dict, masks, config: FitConfig) -> np.ndarray:
     return np.concatenate(losses)
 
 
-#: The model's per-sample arguments besides ``X`` and ``y`` (:mod:`bayes_prsn.sample_inputs`).
-SAMPLE_EXTRAS = ("eta_offset", "trials", "sample_weight")
-
-
 def _rows(data: dict, rows) -> dict:
     """The per-sample extras of ``data`` (log exposure, trials, weights) at ``rows``."""
-    return {name: data[name][rows] for name in SAMPLE_EXTRAS if name in data}
+    return {name: data[name][rows] for name in MODEL_ARRAYS if name in data}
 
 
 def held_out_loss(pointwise, data: dict, eta: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from numpyro.infer.autoguide import AutoDelta
 from .exceptions import ConvergenceWarning, NumericalWarning
 from .minibatch import minibatch_steps
 from .models import CODE_SITES, personalized_regression, personalized_regression_minibatch
+from .sample_inputs import MODEL_ARRAYS
 
 __all__ = [
     "SVIResult",
@@ -115,9 +116,7 @@ SAMPLE_ARRAYS = (
     "likelihood_mask",
     "covariate_features",
     "code_mean",
-    "eta_offset",
-    "trials",
-    "sample_weight",
+    *MODEL_ARRAYS,
 )
 PAIR_ARRAYS = ("pairs", "pair_distances", "pair_weights")
 SAMPLE_PARAMS = tuple(f"{site}_auto_loc" for site in CODE_SITES)

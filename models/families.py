@@ -45,21 +45,35 @@ def _canonical_working(cls, eta, y, **aux):
 
     A Newton step's score is then ``X^T r`` and its Hessian ``X^T diag(w) X``.
     For a canonical link, ``r = y - mu`` and ``w`` is the variance function.
-    ``fisher`` is the same pair for the posterior's Laplace approximation; only
-    student_t's ``working`` differs (reweighted least squares weights).
     """
     mu = cls.mean(eta)
     return y - mu, cls.variance(mu)
 
 
-class Gaussian:
-    """Identity link, normal noise with scale :math:`\\sigma` (the ``noise_scale``)."""
+def _sigmoid(eta):
+    return 1.0 / (1.0 + np.exp(-np.clip(eta, -LOGIT_BOUND, LOGIT_BOUND)))
 
-    name = "gaussian"
+
+def _log_rate(eta):
+    return np.exp(np.clip(eta, -LOG_RATE_BOUND, LOG_RATE_BOUND))
+
+
+def _check_counts(values, name: str) -> None:
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.round(values)):
+        raise ValueError(f"y must hold non-negative integer counts for the {name} family.")
+
+
+class _Family:
+    """What every family has, with the defaults; a family sets what differs."""
+
+    #: The family's name, as ``family=`` takes it.
+    name: str
     #: What the held-out comparison of the smoothing choice measures.
-    loss_name = "mean squared error of standardised y"
+    loss_name: str
     #: Prior scale of each code's residual from the encoder's output (see ``problem``).
-    code_residual_scale = 0.1
+    code_residual_scale: float
+    #: Whether the likelihood has a noise scale (chosen on held-out samples).
+    has_noise_scale = False
     #: The likelihood's parameters besides the mean and the noise scale ...
     parameters: tuple = ()
     #: ... those of them learned with the MAP where not given (sites of the model) ...
@@ -68,6 +82,28 @@ class Gaussian:
     grid = None
     #: Whether the response is scaled by robust statistics (median, MAD).
     robust = False
+
+    @classmethod
+    def fisher(cls, eta, y, **aux):
+        """The log-likelihood's derivative in ``eta`` and its Fisher information.
+
+        The Laplace approximation's pair; the Newton steps' ``working`` pair
+        for every family but student_t (whose steps reweight least squares).
+        """
+        return cls.working(eta, y, **aux)
+
+    @classmethod
+    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
+        """The mean of :meth:`pointwise_loss`."""
+        return float(np.mean(cls.pointwise_loss(eta, y, **aux)))
+
+
+class Gaussian(_Family):
+    """Identity link, normal noise with scale :math:`\\sigma` (the ``noise_scale``)."""
+
+    name = "gaussian"
+    loss_name = "mean squared error of standardised y"
+    code_residual_scale = 0.1
     has_noise_scale = True
 
     @staticmethod
@@ -87,17 +123,11 @@ class Gaussian:
         return -0.5 * ((y - eta) / noise_scale) ** 2 - np.log(noise_scale * np.sqrt(2 * np.pi))
 
     working = classmethod(_canonical_working)
-    fisher = working
 
     @staticmethod
     def pointwise_loss(eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
         """Squared error of every sample."""
         return (y - eta) ** 2
-
-    @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean squared error."""
-        return float(np.mean(cls.pointwise_loss(eta, y, **aux)))
 
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator, **aux) -> np.ndarray:
@@ -108,31 +138,18 @@ class Gaussian:
         pass
 
 
-class Bernoulli:
+class Bernoulli(_Family):
     """Logit link, 0/1 responses."""
 
     name = "bernoulli"
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean log-loss"
-    #: Prior scale of each code's residual from the encoder's output (see ``problem``).
     code_residual_scale = 0.01
-    #: The likelihood's parameters besides the mean and the noise scale ...
-    parameters: tuple = ()
-    #: ... those of them learned with the MAP where not given (sites of the model) ...
-    learned: tuple = ()
-    #: ... and the one chosen on held-out samples, with its candidates (or None).
-    grid = None
-    #: Whether the response is scaled by robust statistics (median, MAD).
-    robust = False
-    has_noise_scale = False
 
     @staticmethod
     def likelihood(eta, noise_scale, **aux):
         return dist.Bernoulli(logits=eta)
 
-    @staticmethod
-    def mean(eta: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.clip(eta, -LOGIT_BOUND, LOGIT_BOUND)))
+    mean = staticmethod(_sigmoid)
 
     @staticmethod
     def variance(mu: np.ndarray) -> np.ndarray:
@@ -143,17 +160,11 @@ class Bernoulli:
         return y * eta - np.logaddexp(0.0, eta)
 
     working = classmethod(_canonical_working)
-    fisher = working
 
     @staticmethod
     def pointwise_loss(eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
         """Log-loss of every sample."""
         return np.logaddexp(0.0, eta) - y * eta
-
-    @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean log-loss."""
-        return float(np.mean(cls.pointwise_loss(eta, y, **aux)))
 
     @classmethod
     def replicate(cls, eta, noise_scale, rng: np.random.Generator, **aux) -> np.ndarray:
@@ -167,31 +178,18 @@ class Bernoulli:
             raise ValueError("y holds a single class; a classifier needs both 0 and 1.")
 
 
-class Poisson:
+class Poisson(_Family):
     """Log link, counts."""
 
     name = "poisson"
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean Poisson deviance"
-    #: Prior scale of each code's residual from the encoder's output (see ``problem``).
     code_residual_scale = 0.01
-    #: The likelihood's parameters besides the mean and the noise scale ...
-    parameters: tuple = ()
-    #: ... those of them learned with the MAP where not given (sites of the model) ...
-    learned: tuple = ()
-    #: ... and the one chosen on held-out samples, with its candidates (or None).
-    grid = None
-    #: Whether the response is scaled by robust statistics (median, MAD).
-    robust = False
-    has_noise_scale = False
 
     @staticmethod
     def likelihood(eta, noise_scale, **aux):
         return dist.Poisson(jnp.exp(jnp.clip(eta, -LOG_RATE_BOUND, LOG_RATE_BOUND)))
 
-    @staticmethod
-    def mean(eta: np.ndarray) -> np.ndarray:
-        return np.exp(np.clip(eta, -LOG_RATE_BOUND, LOG_RATE_BOUND))
+    mean = staticmethod(_log_rate)
 
     @staticmethod
     def variance(mu: np.ndarray) -> np.ndarray:
@@ -205,7 +203,6 @@ class Poisson:
         return y * np.log(mu) - mu - gammaln(y + 1.0)
 
     working = classmethod(_canonical_working)
-    fisher = working
 
     @classmethod
     def pointwise_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> np.ndarray:
@@ -215,34 +212,15 @@ class Poisson:
         return 2.0 * (ratio - (y - mu))
 
     @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean Poisson deviance."""
-        return float(np.mean(cls.pointwise_loss(eta, y, **aux)))
-
-    @classmethod
     def replicate(cls, eta, noise_scale, rng: np.random.Generator, **aux) -> np.ndarray:
         return rng.poisson(np.minimum(cls.mean(eta), 1e12))
 
     @staticmethod
     def check_response(values: np.ndarray, **aux) -> None:
-        if np.any(values < 0) or np.any(values != np.round(values)):
-            raise ValueError("y must hold non-negative integer counts for the poisson family.")
+        _check_counts(values, "poisson")
 
 
-def _sigmoid(eta):
-    return 1.0 / (1.0 + np.exp(-np.clip(eta, -LOGIT_BOUND, LOGIT_BOUND)))
-
-
-def _log_rate(eta):
-    return np.exp(np.clip(eta, -LOG_RATE_BOUND, LOG_RATE_BOUND))
-
-
-def _check_counts(values, name: str) -> None:
-    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.round(values)):
-        raise ValueError(f"y must hold non-negative integer counts for the {name} family.")
-
-
-class StudentT:
+class StudentT(_Family):
     r"""Identity link, Student-t noise: scale :math:`\sigma` (``noise_scale``), ``df`` :math:`\nu`.
 
     A robust alternative to the gaussian family: a few gross outliers pull
@@ -254,12 +232,10 @@ class StudentT:
     """
 
     name = "student_t"
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean absolute error of standardised y"
     code_residual_scale = 0.1
     parameters: tuple = ("df",)
     learned: tuple = ("df",)
-    grid = None
     robust = True
     has_noise_scale = True
 
@@ -300,11 +276,6 @@ class StudentT:
         """Absolute error of every sample."""
         return np.abs(y - eta)
 
-    @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean absolute error."""
-        return float(np.mean(cls.pointwise_loss(eta, y)))
-
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator, *, df, **aux) -> np.ndarray:
         return eta + noise_scale * rng.standard_t(np.broadcast_to(df, np.shape(eta)))
@@ -314,7 +285,7 @@ class StudentT:
         pass
 
 
-class NegativeBinomial:
+class NegativeBinomial(_Family):
     r"""Log link, overdispersed counts (NB2): variance :math:`\mu + \mu^2 / \phi`.
 
     The concentration :math:`\phi` is learned with the MAP (prior
@@ -324,14 +295,10 @@ class NegativeBinomial:
     """
 
     name = "negative_binomial"
-    robust = False
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean Poisson deviance"
     code_residual_scale = 0.01
     parameters: tuple = ("concentration",)
     learned: tuple = ("concentration",)
-    grid = None
-    has_noise_scale = False
 
     @staticmethod
     def prior(site: str):
@@ -354,8 +321,6 @@ class NegativeBinomial:
         factor = 1.0 / (1.0 + mu / concentration)
         return (y - mu) * factor, mu * factor
 
-    fisher = working
-
     @staticmethod
     def moment_concentration(y, mu) -> float:
         r"""Moment estimate of :math:`\phi` from fitted means (large when not overdispersed)."""
@@ -376,7 +341,6 @@ class NegativeBinomial:
         )
 
     pointwise_loss = Poisson.pointwise_loss
-    predictive_loss = Poisson.predictive_loss
 
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator, *, concentration, **aux):
@@ -389,7 +353,7 @@ class NegativeBinomial:
         _check_counts(values, "negative_binomial")
 
 
-class Binomial:
+class Binomial(_Family):
     r"""Logit link, :math:`y_i` successes out of :math:`n_i` trials (``trials``).
 
     ``predict`` returns the probability of success per trial. Held-out
@@ -397,14 +361,8 @@ class Binomial:
     """
 
     name = "binomial"
-    robust = False
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean log-loss per sample"
     code_residual_scale = 0.01
-    parameters: tuple = ()
-    learned: tuple = ()
-    grid = None
-    has_noise_scale = False
 
     @staticmethod
     def likelihood(eta, noise_scale, *, trials, **aux):
@@ -421,8 +379,6 @@ class Binomial:
         p = _sigmoid(eta)
         return y - trials * p, trials * p * (1.0 - p)
 
-    fisher = working
-
     @staticmethod
     def log_likelihood(eta, y, noise_scale, *, trials, **aux) -> np.ndarray:
         from scipy.special import gammaln
@@ -434,11 +390,6 @@ class Binomial:
     def pointwise_loss(eta: np.ndarray, y: np.ndarray, *, trials, **aux) -> np.ndarray:
         """Log-loss of every sample (its ``trials`` Bernoulli terms added up)."""
         return trials * np.logaddexp(0.0, eta) - y * eta
-
-    @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean log-loss per sample."""
-        return float(np.mean(cls.pointwise_loss(eta, y, **aux)))
 
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator, *, trials, **aux) -> np.ndarray:
@@ -461,7 +412,7 @@ class Binomial:
             )
 
 
-class Gamma:
+class Gamma(_Family):
     r"""Log link, positive continuous responses: mean :math:`\mu`, shape :math:`k`.
 
     Variance :math:`\mu^2 / k`; the shape (``concentration``) is chosen on
@@ -469,18 +420,14 @@ class Gamma:
     """
 
     name = "gamma"
-    robust = False
-    #: What the held-out comparison of the smoothing choice measures.
     loss_name = "mean gamma deviance"
     code_residual_scale = 0.1
     parameters: tuple = ("concentration",)
-    learned: tuple = ()
     #: Shapes tried (coefficients of variation 1, 1/2, 1/4, 1/8): like the
     #: gaussian noise scale, a MAP of a learned shape grows without bound as
     #: the per-sample models fit the responses ever closer (28,800 on
     #: ``make_gamma``, N = 500, against the true 5), so it is chosen instead.
     grid = ("concentration", (1.0, 4.0, 16.0, 64.0))
-    has_noise_scale = False
 
     @staticmethod
     def likelihood(eta, noise_scale, *, concentration, **aux):
@@ -500,8 +447,6 @@ class Gamma:
         mu = _log_rate(eta)
         return concentration * (y - mu) / mu, np.full_like(mu, concentration)
 
-    fisher = working
-
     @staticmethod
     def moment_concentration(y, mu) -> float:
         """Moment estimate of the shape :math:`k` from fitted means."""
@@ -519,11 +464,6 @@ class Gamma:
         """Gamma deviance of every sample."""
         mu = _log_rate(eta)
         return 2.0 * (-np.log(y / mu) + (y - mu) / mu)
-
-    @classmethod
-    def predictive_loss(cls, eta: np.ndarray, y: np.ndarray, **aux) -> float:
-        """Mean gamma deviance."""
-        return float(np.mean(cls.pointwise_loss(eta, y)))
 
     @staticmethod
     def replicate(eta, noise_scale, rng: np.random.Generator, *, concentration, **aux):
