@@ -36,7 +36,8 @@ from .models import ENCODER_SCALE as ENCODER_SCALE
 from .models import family as family_of
 from .predict import predict_theta
 from .problem import build_problem
-from .sample_inputs import PER_SAMPLE, drop_unweighted, log_exposure
+from .repeats import reorder_samples, samples_to_fit
+from .sample_inputs import PER_SAMPLE, log_exposure
 from .smoothing import ENCODER_SCALE_GRID as ENCODER_SCALE_GRID
 from .smoothing import FALLBACK_LIKELIHOOD_SCALE as FALLBACK_LIKELIHOOD_SCALE
 from .smoothing import FALLBACK_NOISE_SCALE as FALLBACK_NOISE_SCALE
@@ -158,17 +159,14 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         config = check_settings(self, self._family_fixed or self.family)
         predictors, covariates = split_covariates(X, covariates, self.covariate_columns)
         per_sample = {"exposure": exposure, "trials": trials, "sample_weight": sample_weight}
-        predictors, covariates, y, sample_inputs = drop_unweighted(
+        # Zero weights dropped; repeated rows are one sample; weighted fits in a fixed order.
+        predictors, covariates, y, sample_inputs, distinct = samples_to_fit(
             config.family, (predictors, covariates, y), per_sample
         )
         classes, target = self._prepare_target(y)
+        labels = (predictors, covariates, y)
         problem = build_problem(
-            predictors,
-            target,
-            covariates,
-            config,
-            labels_from=(predictors, covariates, y),
-            sample_inputs=sample_inputs,
+            predictors, target, covariates, config, labels_from=labels, sample_inputs=sample_inputs
         )
         n_features_in, feature_names_in = input_features(X)
         batch_sizes = minibatch_sizes(
@@ -198,7 +196,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             "classes": classes,
             **input_names(problem.X.shape[0], y, predictors, covariates, y),
         }
-        self._publish(state_from_map(problem, config, smoothing, result, inputs=inputs))
+        state = state_from_map(problem, config, smoothing, result, inputs=inputs)
+        self._publish(reorder_samples(state, distinct))
         return self
 
     def _prepare_target(self, y):

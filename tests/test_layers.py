@@ -26,7 +26,7 @@ LAYERS = [
     ["uncertainty", "persistence", "report"],
     ["sampling", "smoothing", "analysis", "plots"],
     ["shared_posterior"],
-    ["fitting", "posterior", "evidence", "problem", "inference_data", "figures"],
+    ["fitting", "posterior", "evidence", "problem", "inference_data", "figures", "repeats"],
     ["inputs", "svi", "diagnostics", "arviz_compat", "state"],
     ["predict", "minibatch", "scaling", "population", "association"],
     ["preprocessing", "adam", "exceptions", "simulate", "version", "defaults", "sample_inputs"],

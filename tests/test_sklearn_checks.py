@@ -36,17 +36,8 @@ CHECK_SETTINGS = dict(
 )
 
 
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "repeated rows change the neighbour graph; integer weights match them only "
-        "approximately (tests/test_families.py)"
-    )
-}
-
-
 @parametrize_with_checks(
     [PersonalizedRegression(**CHECK_SETTINGS), PersonalizedClassifier(**CHECK_SETTINGS)],
-    expected_failed_checks=lambda estimator: EXPECTED_FAILURES,
 )
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
