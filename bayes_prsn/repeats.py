@@ -42,16 +42,14 @@ class DistinctRows(NamedTuple):
     ``fitted`` are the positions (in the rows passed) of the samples to
     fit, in the fixed order; ``inputs`` their exposure, trials and summed
     weights; ``restore`` the order (positions in ``fitted``) that gives the
-    fitted samples back as first occurrences in the order passed, and
-    ``first`` the positions of those first occurrences; ``n_rows`` the
-    number of rows passed; ``labels`` the labels of the first occurrences
+    fitted samples back as first occurrences in the order passed;
+    ``n_rows`` the number of rows passed; ``labels`` the labels of the first occurrences
     (the pandas index, else the row positions), in the order restored.
     """
 
     fitted: np.ndarray
     inputs: SampleInputs
     restore: np.ndarray
-    first: np.ndarray
     n_rows: int
     labels: list | None = None
 
@@ -120,7 +118,7 @@ def distinct_rows(predictors, covariates, y, inputs: SampleInputs) -> DistinctRo
     summed = np.bincount(group, weights=np.ones(len(group)) if weights is None else weights)
     fitted_inputs = inputs.take(first)._replace(sample_weight=summed)
     restore = np.argsort(first, kind="stable")
-    return DistinctRows(first, fitted_inputs, restore, first[restore], len(hashes))
+    return DistinctRows(first, fitted_inputs, restore, len(hashes))
 
 
 def samples_to_fit(family: str, inputs: tuple, per_sample: dict):
@@ -137,7 +135,8 @@ def samples_to_fit(family: str, inputs: tuple, per_sample: dict):
     if distinct is None:
         return predictors, covariates, y, checked, None
     labels = sample_index(distinct.n_rows, predictors, covariates, y)
-    distinct = distinct._replace(labels=[labels[i] for i in distinct.first])
+    first_rows = distinct.fitted[distinct.restore]
+    distinct = distinct._replace(labels=[labels[i] for i in first_rows])
     rows = take_rows((predictors, covariates, y), distinct.fitted, distinct.n_rows)
     return (*rows, distinct.inputs, distinct)
 
@@ -151,7 +150,7 @@ def reorder_samples(state: FittedState, distinct: DistinctRows | None) -> Fitted
     """
     if distinct is None:
         return state
-    order = np.asarray(distinct.restore)
+    order = distinct.restore
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
     data = dict(state.data)
