@@ -64,7 +64,8 @@ def _frame(values, name: str) -> pd.DataFrame | None:
         array = np.asarray(values)
         if array.ndim not in (1, 2):
             return None
-        frame = pd.DataFrame(array.reshape(len(array), -1))
+        # Not reshape(len, -1): that is ambiguous for no rows.
+        frame = pd.DataFrame(array[:, None] if array.ndim == 1 else array)
     frame.columns = [f"{name}{j}" for j in range(frame.shape[1])]
     return frame
 

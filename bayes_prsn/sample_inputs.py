@@ -114,7 +114,7 @@ def check_sample_inputs(
         sample_weight = _vector(sample_weight, "sample_weight", n_samples, "weights >= 0")
         if np.any(sample_weight < 0):
             raise ValueError("sample_weight must be non-negative; negative weights were passed.")
-        if not np.any(sample_weight > 0):
+        if n_samples and not np.any(sample_weight > 0):
             raise ValueError("sample_weight is zero for every sample; nothing would be fitted.")
         if np.any(sample_weight == 0):
             keep = np.flatnonzero(sample_weight > 0)

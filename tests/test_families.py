@@ -334,6 +334,20 @@ def test_clear_errors(name, change, message):
         estimator.fit(X, y, covariates, **inputs)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_no_rows_is_the_empty_error(weighted):
+    """No rows at all (no columns either): the documented error, not a reshape failure.
+
+    Found by the property tests: the repeated-row check ran before the
+    empty-input check and could not shape an empty array.
+    """
+    inputs = {"sample_weight": np.array([])} if weighted else {}
+    with pytest.raises(ValueError, match=r"\b(X|y) is empty"):
+        PersonalizedRegression(max_steps=5).fit(
+            pd.DataFrame(), np.array([]), np.empty((0, 0)), **inputs
+        )
+
+
 @pytest.mark.filterwarnings("ignore::bayes_prsn.ConvergenceWarning")
 def test_cli_fits_binomial_with_trials_and_predicts_with_exposure(tmp_path, capsys):
     from bayes_prsn.cli import main

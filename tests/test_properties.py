@@ -96,6 +96,14 @@ def problems(draw):
     return X, y, covariates, classifier
 
 
+def _n_distinct_rows(X, y, covariates):
+    """Rows that differ from every earlier row in X, the covariates or y."""
+    parts = [pd.DataFrame(np.asarray(X)), pd.DataFrame(np.asarray(covariates)), pd.Series(y)]
+    rows = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
+    rows.columns = range(rows.shape[1])
+    return len(rows.drop_duplicates())
+
+
 def _names_the_argument(error):
     assert NAMES.search(str(error)), str(error)
 
@@ -106,10 +114,10 @@ def _fit_and_predict(problem):
     CASES["fit/predict"] += 1
     X, y, covariates, classifier = problem
     est = (PersonalizedClassifier if classifier else PersonalizedRegression)(**QUICK)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", NumericalWarning)
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("always", UserWarning)
         try:
             est.fit(X, y, covariates=covariates)
         except (ValueError, TypeError) as error:
@@ -122,7 +130,12 @@ def _fit_and_predict(problem):
             return
     CASES["fit succeeded"] += 1
     n, p = np.shape(X)
-    assert est.coef_.shape == (n, p) and np.all(np.isfinite(est.coef_))
+    # Documented (README, sample weights): a row repeating an earlier one in every
+    # input is one sample, with a warning; coef_ has a row per distinct sample.
+    distinct = _n_distinct_rows(X, y, covariates)
+    repeated = [w for w in caught if "repeat an earlier row exactly" in str(w.message)]
+    assert bool(repeated) == (distinct < n)
+    assert est.coef_.shape == (distinct, p) and np.all(np.isfinite(est.coef_))
     assert np.all(np.isfinite(est.intercept_))
     rows = slice(0, 3)
     new_X = X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
