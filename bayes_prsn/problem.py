@@ -36,7 +36,7 @@ __all__ = ["Problem", "build_problem", "population_penalty", "PAIR_BUCKET"]
 RANDOM_PAIRS = 5
 #: Weight of a random pair's term in the potential (neighbour pairs weigh 1).
 RANDOM_PAIR_WEIGHT = 0.02
-#: The pair list is padded to a multiple of this many pairs (see ``pad_pairs``).
+#: The pair list is padded to a multiple of this many pairs at least (see ``pad_pairs``).
 PAIR_BUCKET = 256
 #: Prior scale of each code's residual from the covariate encoder's output, by family.
 #: A bernoulli or poisson response says less about one sample than a gaussian one:
@@ -249,15 +249,22 @@ def population_start(population, encoded, features, pairs, distances, config, rn
     return init
 
 
+def pair_bucket(n_pairs: int) -> int:
+    """The multiple the pair list is padded to: :data:`PAIR_BUCKET`, or a 32nd of the power
+    of two below ``n_pairs`` when that is larger (at most about 3% padding)."""
+    return max(PAIR_BUCKET, 2 ** (max(int(n_pairs), 1).bit_length() - 6))
+
+
 def pad_pairs(pairs: np.ndarray, distances: np.ndarray, weights: np.ndarray):
-    """Pad the pair list to a multiple of :data:`PAIR_BUCKET` with weight-0 copies of pair 0.
+    """Pad the pair list to a multiple of :func:`pair_bucket` with weight-0 copies of pair 0.
 
     The number of distinct pairs varies with the data; padding lets fits of
     the same size (cross-validation folds, grid searches) reuse the compiled
-    optimisation instead of compiling again. A weight-0 pair adds nothing to
+    optimisation instead of compiling again (the samples are padded too, in
+    :func:`bayes_prsn.svi.sample_bucket`). A weight-0 pair adds nothing to
     the potential or its gradient.
     """
-    extra = -len(pairs) % PAIR_BUCKET
+    extra = -len(pairs) % pair_bucket(len(pairs))
     if extra == 0:
         return pairs, distances, weights
     return (

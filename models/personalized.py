@@ -44,6 +44,8 @@ prior and the distance-matching potential are separate ``factor`` sites
 
 from __future__ import annotations
 
+import contextlib
+
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -77,13 +79,21 @@ def code_log_prior(codes, mean, scale):
     return dist.Normal(mean, scale).log_prob(codes).sum()
 
 
-def coef_log_prior(deviation, prior: str, scale):
-    r"""Log-density of :math:`\psi`, the prior on each sample's deviation (summed)."""
+def coef_log_prior(deviation, prior: str, scale, sample_mask=None):
+    r"""Log-density of :math:`\psi`, the prior on each sample's deviation (summed).
+
+    ``sample_mask`` (rows of ``deviation``; optional) leaves the rows where
+    it is false out of the sum.
+    """
     if prior == "normal":
-        return dist.Normal(0.0, scale).log_prob(deviation).sum()
-    if prior == "laplace":
-        return dist.Laplace(0.0, scale).log_prob(deviation).sum()
-    raise ValueError(f"prior must be one of {PRIORS}; got {prior!r}.")
+        log_density = dist.Normal(0.0, scale).log_prob(deviation)
+    elif prior == "laplace":
+        log_density = dist.Laplace(0.0, scale).log_prob(deviation)
+    else:
+        raise ValueError(f"prior must be one of {PRIORS}; got {prior!r}.")
+    if sample_mask is not None:
+        log_density = jnp.where(sample_mask[:, None], log_density, 0.0)
+    return log_density.sum()
 
 
 def distance_potential(code_i, code_j, rho, gamma, *, pair_weights=None, epsilon=1e-3, scale=1.0):
@@ -188,6 +198,7 @@ def personalized_regression(
     sample_weight=None,
     df=None,
     concentration=None,
+    sample_mask=None,
 ):
     """Joint log-density of low-rank personalized regression.
 
@@ -252,8 +263,14 @@ def personalized_regression(
         The student_t family's degrees of freedom; the negative_binomial or
         gamma family's concentration. ``None`` samples them (sites ``"df"``,
         ``"concentration"``) where the family has them.
+    sample_mask : bool array (n_samples,), optional
+        Rows that are samples; the others are padding (rows added so that
+        fits of nearby sizes share one compiled program): their codes'
+        prior, coefficient prior and likelihood are left out, and no pair
+        may touch them, so they add nothing to the density or its gradient.
     """
     n_samples, n_features = X.shape
+    rows = _mask(sample_mask)
     weights, dictionary, shared = _shared_sites(
         pair_distances.shape[1], n_features, rank, covariate_weight_scale, offset
     )
@@ -261,7 +278,7 @@ def personalized_regression(
         # Non-centred: the codes are the encoder's output plus a residual.
         encoder = _encoder_weights(covariate_features.shape[1], encoder_width, rank, encoder_scale)
         code_mean = encode_covariates(covariate_features, *encoder)
-        with numpyro.plate(SAMPLE_PLATE, n_samples):
+        with numpyro.plate(SAMPLE_PLATE, n_samples), rows():
             residual = numpyro.sample(
                 "code_residual", dist.Normal(0.0, embedding_scale).expand([rank]).to_event(1)
             )
@@ -269,13 +286,16 @@ def personalized_regression(
     else:
         if code_mean is None:
             code_mean = jnp.zeros((n_samples, rank))
-        with numpyro.plate(SAMPLE_PLATE, n_samples):
+        with numpyro.plate(SAMPLE_PLATE, n_samples), rows():
             embedding = numpyro.sample(
                 "embedding", dist.Normal(code_mean, embedding_scale).to_event(1)
             )
     deviation = embedding @ dictionary
     coef = shared + deviation
-    numpyro.factor("coef_prior", coef_log_prior(deviation if offset else coef, prior, prior_scale))
+    numpyro.factor(
+        "coef_prior",
+        coef_log_prior(deviation if offset else coef, prior, prior_scale, sample_mask),
+    )
     potential = pair_potential(
         embedding,
         pairs,
@@ -295,7 +315,15 @@ def personalized_regression(
         likelihood = families.family(family).likelihood(eta, noise_scale, **aux)
         if likelihood_mask is not None:
             likelihood = likelihood.mask(likelihood_mask)
-        observe(likelihood, y, sample_weight)
+        with rows():
+            observe(likelihood, y, sample_weight)
+
+
+def _mask(sample_mask):
+    """A context factory that leaves the rows where ``sample_mask`` is false out (None: none)."""
+    if sample_mask is None:
+        return contextlib.nullcontext
+    return lambda: numpyro.handlers.mask(mask=sample_mask)
 
 
 def likelihood_parameters(family, noise_scale, trials, df, concentration):

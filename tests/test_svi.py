@@ -1,10 +1,12 @@
 """The MAP back-end: stopping rule, loss history, non-finite losses, progress bar."""
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
 
-from bayes_prsn import PersonalizedRegression
+from bayes_prsn import ConvergenceWarning, PersonalizedRegression
 from bayes_prsn.svi import run_svi
 
 
@@ -86,3 +88,77 @@ def test_minibatch_step_moves_only_the_drawn_codes(problem):
     losses, moved = moved_codes(10)
     assert np.all(np.isfinite(losses))
     assert 1 <= np.any(moved != 0, axis=1).sum() <= 60
+
+
+@pytest.mark.parametrize("family", ["gaussian", "poisson"])
+@pytest.mark.parametrize("encoder_width", [0, 16])
+def test_padding_rows_add_nothing_to_the_density(problem, family, encoder_width):
+    """Padded rows (``svi.pad_samples``) change neither the log density nor any shared
+    site's gradient beyond float32 rounding, whatever their codes, and get no gradient."""
+    from bayes_prsn.models import CODE_SITES, personalized_regression
+    from numpyro.infer.util import log_density
+
+    from bayes_prsn.svi import pad_samples
+
+    kwargs, init = problem
+    kwargs = dict(kwargs, likelihood_mask=np.arange(80) % 5 != 0)  # a held-out fold too
+    if family == "poisson":
+        kwargs = dict(kwargs, y=np.round(np.abs(kwargs["y"]) * 3), noise_scale=None)
+    rng = np.random.default_rng(0)
+    site = CODE_SITES[1] if encoder_width else CODE_SITES[0]
+    start = {k: v for k, v in init.items() if encoder_width or not k.startswith("encoder")}
+    start[site] = start.pop("code_residual")
+    # Away from the population start, so that every term has a gradient.
+    params = {k: np.asarray(v) + 0.1 * rng.standard_normal(np.shape(v)) for k, v in start.items()}
+    params["covariate_weights"] = np.abs(params["covariate_weights"])
+    if family == "gaussian":
+        params["noise_scale"] = np.asarray(0.7)
+    static = {"family": family, "rank": 3, "encoder_width": encoder_width}
+    padded_kwargs, padded_params = pad_samples(kwargs, params, 96)
+    # The padding rows' codes are anything: they must not matter.
+    padded_params[site][80:] = rng.standard_normal((16, 3))
+    model_kwargs = {
+        k: v for k, v in kwargs.items() if k not in ("X", "pairs", "pair_distances", "y")
+    }
+    padded_model_kwargs = {
+        k: v for k, v in padded_kwargs.items() if k not in ("X", "pairs", "pair_distances", "y")
+    }
+
+    def value(p, arguments, options):
+        args = (arguments["X"], arguments["pairs"], arguments["pair_distances"], arguments["y"])
+        return log_density(personalized_regression, args, {**static, **options}, p)[0]
+
+    base, base_grad = jax.value_and_grad(value)(params, kwargs, model_kwargs)
+    padded, padded_grad = jax.value_and_grad(value)(
+        padded_params, padded_kwargs, padded_model_kwargs
+    )
+    assert padded_kwargs["X"].shape[0] == 96 and padded_kwargs["sample_mask"].sum() == 80
+    np.testing.assert_allclose(float(padded), float(base), rtol=1e-6)
+    for name, grad in base_grad.items():
+        got = np.asarray(padded_grad[name])
+        if name == site:
+            assert np.all(got[80:] == 0.0), "a padding row's code has a gradient"
+            got = got[:80]
+        scale = np.abs(np.asarray(grad)).max() + 1e-6
+        np.testing.assert_allclose(got, np.asarray(grad), atol=1e-5 * scale, rtol=1e-5)
+
+
+def test_sizes_of_one_bucket_share_the_compiled_steps():
+    """Fits of 25 and 29 samples run as 32 rows (and one pair bucket): one compilation."""
+    from bayes_prsn.svi import _compiled, sample_bucket
+
+    assert [sample_bucket(n) for n in (1, 32, 33, 200, 2000)] == [32, 32, 40, 224, 2048]
+    assert all(n <= sample_bucket(n) <= 1.25 * n for n in range(33, 5000))
+    rng = np.random.default_rng(0)
+    settings = dict(n_neighbors=3, max_steps=100, validation_fraction=0.0, random_state=0)
+    fits = []
+    for n in (25, 29):
+        X, U = rng.standard_normal((n, 2)), rng.standard_normal((n, 1))
+        y = X[:, 0] * (1 + U[:, 0]) + 0.1 * rng.standard_normal(n)
+        before = _compiled.cache_info().misses
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 100 steps: not the point
+            fits.append(PersonalizedRegression(**settings).fit(X, y, covariates=U))
+        fits[-1].compiled = _compiled.cache_info().misses - before
+    assert fits[1].compiled == 0
+    assert fits[1].coef_.shape == (29, 2) and np.all(np.isfinite(fits[1].coef_))
