@@ -84,3 +84,32 @@ def short_nuts(framed):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+#: Test files that take longest (``--durations`` of a fresh-clone ``.ci/run``, 2026-12-03),
+#: longest first. With ``-n 2 --dist loadfile`` each file runs whole on one worker;
+#: starting the long ones first keeps one worker from finishing a long file alone at the end.
+LONGEST_FILES = (
+    "test_readme.py",
+    "test_examples.py",
+    "test_families.py",
+    "test_golden.py",
+    "test_posterior.py",
+    "test_coverage.py",
+    "test_sklearn_checks.py",
+    "test_sklearn.py",
+    "test_smoothing.py",
+    "test_properties.py",
+)
+
+
+def pytest_configure(config):
+    # pytest-xdist otherwise queues files by their number of tests, not their length.
+    if getattr(config.option, "loadscopereorder", None) is not None:
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the longest files first (the order of tests within a file is kept)."""
+    rank = {name: position for position, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
