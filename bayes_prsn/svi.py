@@ -141,7 +141,7 @@ def sample_bucket(n_samples: int) -> int:
     n_samples = int(n_samples)
     if n_samples <= MIN_SAMPLE_BUCKET:
         return MIN_SAMPLE_BUCKET
-    step = 2 ** max(int(np.log2(n_samples - 1)) - 2, 0)
+    step = 2 ** max((n_samples - 1).bit_length() - 3, 0)
     return -(-n_samples // step) * step
 
 

@@ -151,14 +151,14 @@ def test_sizes_of_one_bucket_share_the_compiled_steps():
     assert all(n <= sample_bucket(n) <= 1.25 * n for n in range(33, 5000))
     rng = np.random.default_rng(0)
     settings = dict(n_neighbors=3, max_steps=100, validation_fraction=0.0, random_state=0)
-    fits = []
+    compiled = []
     for n in (25, 29):
         X, U = rng.standard_normal((n, 2)), rng.standard_normal((n, 1))
         y = X[:, 0] * (1 + U[:, 0]) + 0.1 * rng.standard_normal(n)
         before = _compiled.cache_info().misses
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # 100 steps: not the point
-            fits.append(PersonalizedRegression(**settings).fit(X, y, covariates=U))
-        fits[-1].compiled = _compiled.cache_info().misses - before
-    assert fits[1].compiled == 0
-    assert fits[1].coef_.shape == (29, 2) and np.all(np.isfinite(fits[1].coef_))
+            fit = PersonalizedRegression(**settings).fit(X, y, covariates=U)
+        compiled.append(_compiled.cache_info().misses - before)
+    assert compiled[1] == 0
+    assert fit.coef_.shape == (29, 2) and np.all(np.isfinite(fit.coef_))
