@@ -19,7 +19,7 @@ DEFAULTS = {
     "n_neighbors": 25,
     "gamma": 0.1,
     "prior": "normal",
-    "prior_scale": 100.0,
+    "prior_scale": "auto",
     "covariate_weight_scale": 10.0,
     "noise_scale": "auto",
     "df": None,

@@ -286,7 +286,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             n_neighbors=self.n_neighbors,
             gamma=float(self.gamma),
             prior=self.prior,
-            prior_scale=float(self.prior_scale),
+            prior_scale=float(state.settings["prior_scale"]),
         )
         return state.to_original_units(theta)
 
@@ -320,11 +320,12 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
     prior : {"normal", "laplace"}, default "normal"
         Form of :math:`\psi`, the prior on each sample's deviation from the
         shared model.
-    prior_scale : float, default 100
+    prior_scale : float or "auto", default "auto"
         Scale of :math:`\psi` (internal units: standardised predictors and,
-        for gaussian, response). It acts on every sample, so its pull on the
-        shared dictionary and encoder adds up over the samples: 10 halved the
-        coefficients of the logistic simulator (slope 0.55 against the truth).
+        for gaussian, response); 10 halved the logistic simulator's slopes.
+        ``"auto"``: 100, or for count and binary fits of under 1,000 samples
+        that lose to the population model, 1 or 0.1 if one beats it on
+        held-out samples (``smoothing.PRIOR_SCALE_GRID``); see ``prior_scale_``.
     covariate_weight_scale : float, default 10
         Scale of the half-normal prior on the covariate weights :math:`\phi`.
     noise_scale : float or "auto", default "auto"
@@ -424,10 +425,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
     noise_scale_ : float or None
         Gaussian noise scale in units of ``y`` (chosen on held-out samples; it
         sets the amount of smoothing and is not an estimate of the noise).
-    likelihood_scale_ : float
-        Power of the likelihood: 1, or ``FALLBACK_LIKELIHOOD_SCALE`` for a
-        bernoulli or poisson fit in which the population GLM predicted the
-        held-out samples better (1 for gaussian).
+    likelihood_scale_, prior_scale_ : float
+        Power of the likelihood (1, or ``FALLBACK_LIKELIHOOD_SCALE`` for a
+        count or binary fit that fell back to the population GLM) and the
+        scale of psi used (internal units).
     loss_history_ : ndarray
         Loss after every SVI step of the final fit.
     converged_ : bool

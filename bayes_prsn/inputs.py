@@ -42,7 +42,7 @@ class FitConfig:
     n_neighbors: int
     gamma: float
     prior: str
-    prior_scale: float
+    prior_scale: float | str
     covariate_weight_scale: float
     noise_scale: float | str
     fit_intercept: bool
@@ -98,8 +98,9 @@ def check_settings(estimator, family: str) -> FitConfig:
         raise ValueError(
             f"encoder_width must be an integer >= 0 (0 for no encoder); got {width!r}."
         )
-    for name in ("gamma", "prior_scale", "covariate_weight_scale", "step_size", "tol"):
+    for name in ("gamma", "covariate_weight_scale", "step_size", "tol"):
         check_positive(getattr(estimator, name), name)
+    check_positive(estimator.prior_scale, "prior_scale", allow=("auto",))
     check_positive(estimator.noise_scale, "noise_scale", allow=("auto",))
     check_positive(estimator.df, "df", allow=(None,))
     if estimator.df is not None and family != "student_t":

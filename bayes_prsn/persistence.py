@@ -162,6 +162,7 @@ _PUBLISHED_VALUES = (
     "covariate_names_used_",
     "noise_scale_",
     "likelihood_scale_",
+    "prior_scale_",
     "n_steps_",
     "converged_",
     "population_intercept_",

@@ -30,7 +30,7 @@ from .preprocessing import (
 from .sample_inputs import SampleInputs
 from .scaling import Scaling
 
-__all__ = ["Problem", "build_problem", "population_penalty", "PAIR_BUCKET"]
+__all__ = ["Problem", "build_problem", "population_penalty", "PAIR_BUCKET", "FLAT_PRIOR_SCALE"]
 
 #: Random (far) pairs per sample added to the neighbour graph.
 RANDOM_PAIRS = 5
@@ -38,6 +38,11 @@ RANDOM_PAIRS = 5
 RANDOM_PAIR_WEIGHT = 0.02
 #: The pair list is padded to a multiple of this many pairs at least (see ``pad_pairs``).
 PAIR_BUCKET = 256
+#: The scale of psi that ``prior_scale="auto"`` gives families with a noise scale or a
+#: dispersion grid (their smoothing choice balances the likelihood against the
+#: priors), and every family before the smoothing choice: so wide that psi
+#: hardly acts (the value of ``prior_scale`` before it could be "auto").
+FLAT_PRIOR_SCALE = 100.0
 #: Prior scale of each code's residual from the covariate encoder's output, by family.
 #: A bernoulli or poisson response says less about one sample than a gaussian one:
 #: on the logistic simulator 0.01 instead of 0.1 lowered the coefficient error from
@@ -167,7 +172,9 @@ def build_problem(
     data.update(pair_distances=distances, pair_weights=weights, y=target, **extras)
     settings = {
         "gamma": float(config.gamma),
-        "prior_scale": float(config.prior_scale),
+        "prior_scale": FLAT_PRIOR_SCALE
+        if config.prior_scale == "auto"
+        else float(config.prior_scale),
         "covariate_weight_scale": float(config.covariate_weight_scale),
         "embedding_scale": CODE_RESIDUAL_SCALE[config.family] if config.encoder_width else 1.0,
     }

@@ -78,6 +78,12 @@ def _fit_lines(estimator) -> list[str]:
             "population's (larger: closer to it);\n  it is not an estimate of the noise."
         )
     report = state.validation_scores
+    if report is not None and any("prior_scale" in c for c in report["candidates"]):
+        lines.append(
+            f"smoothing: psi scale {estimator.prior_scale_:.4g} (standardised predictors, "
+            "linear predictor), chosen on held-out samples.\n  It sets how far each "
+            "sample's model may move from the population's (smaller: closer to it)."
+        )
     if report is not None:
         fallback = is_fallback(report)
         score = report["population"] if fallback else report["scores"][report["chosen"]]

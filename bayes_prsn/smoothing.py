@@ -6,16 +6,20 @@ samples. Below :data:`CROSS_VALIDATE_BELOW` samples every sample is held out
 once, in ``round(1 / validation_fraction)`` folds; above, one random
 ``validation_fraction`` is (:func:`held_out_masks`). Each candidate is
 scored by the held-out predictive loss of its family, sample by sample.
-First the noise scale is chosen from :data:`NOISE_SCALE_GRID` (bernoulli and
-poisson fits have one candidate, the full likelihood; see
-:data:`LIKELIHOOD_SCALE_GRID`) with the encoder's input-weight prior scale at
+First the noise scale is chosen from :data:`NOISE_SCALE_GRID` (the gamma
+family's shape from its grid; bernoulli, poisson, negative_binomial and
+binomial fits, which have neither, have one candidate, the full likelihood
+with a flat psi, see :data:`LIKELIHOOD_SCALE_GRID` and
+:data:`PRIOR_SCALE_GRID`) with the encoder's input-weight prior scale at
 ``ENCODER_SCALE``; then, at the chosen noise scale, the other
 :data:`ENCODER_SCALE_GRID` values are tried (a smoother or a steeper
 encoder). With K folds each choice takes the smoothest candidate within
 one standard error of the best (:func:`one_standard_error`); with one split
 the best. The population GLM (fitted on the same training part) is scored
 too, and it wins unless the chosen per-sample candidate beats it by more
-than one standard error: every
+than one standard error (before that, with K folds and ``prior_scale="auto"``,
+those four families try the narrower psi scales of :data:`PRIOR_SCALE_GRID`
+the same way): every
 sample's model is then the population GLM
 (:func:`bayes_prsn.fitting.population_sites`; without the shared offset, a
 much stronger smoothing, :data:`FALLBACK_NOISE_SCALE` or
@@ -38,12 +42,13 @@ from .fitting import run_map
 from .inputs import FitConfig
 from .models import ENCODER_SCALE, codes_from_sites, family
 from .population import fit_population_glm
-from .problem import Problem, build_problem, population_penalty
+from .problem import FLAT_PRIOR_SCALE, Problem, build_problem, population_penalty
 from .sample_inputs import MODEL_ARRAYS
 
 __all__ = [
     "NOISE_SCALE_GRID",
     "LIKELIHOOD_SCALE_GRID",
+    "PRIOR_SCALE_GRID",
     "ENCODER_SCALE_GRID",
     "FALLBACK_NOISE_SCALE",
     "FALLBACK_LIKELIHOOD_SCALE",
@@ -66,6 +71,26 @@ NOISE_SCALE_GRID = (0.25, 0.5, 1.0, 2.0)
 #: chosen from (1, 0.5, 0.25, 0.125) against 0.14 at 1). A weaker power is used
 #: only as the fallback, when the population GLM predicts better.
 LIKELIHOOD_SCALE_GRID = (1.0,)
+#: Scales of psi (the prior on each sample's deviation from the shared model, in
+#: the model's units: standardised predictors, the linear predictor's scale)
+#: of ``prior_scale="auto"`` for the families with neither a noise scale nor a
+#: dispersion grid (bernoulli, poisson, negative_binomial, binomial). The first,
+#: flat, is the fit's; below :data:`CROSS_VALIDATE_BELOW` samples, where it loses
+#: to the population model, the others are tried (one-standard-error rule, then
+#: the encoder's smoothness at the choice) before falling back to it. A full
+#: likelihood is the only other weight in the balance, and a flat psi lets every
+#: per-sample model follow its own counts: Tokyo mortality (262 municipalities,
+#: Poisson with the expected deaths as exposure, 5 folds of ``benchmarks/tokyo.py``)
+#: fell back on every fold (held-out deviance 425.0, the GLM's), 405.2 with
+#: this (GWR 415.9). Tried on every fit instead, held-out predictions favoured
+#: psi 1 where the flat psi already beat the population model, while the
+#: coefficients got worse (make_poisson, N = 1,000, seeds 101 and 102: theta-MSE
+#: 0.00518 and 0.01135 against 0.00443 and 0.00988 flat; N = 800, seed 14:
+#: 0.0133 against 0.0070; make_logistic, N = 500, seed 12: 0.498 against 0.313).
+#: Families with a noise scale or a dispersion grid keep psi flat
+#: (:data:`~bayes_prsn.problem.FLAT_PRIOR_SCALE`): their grid already sets how far
+#: each model moves.
+PRIOR_SCALE_GRID = (FLAT_PRIOR_SCALE, 1.0, 0.1)
 #: Largest prior scale of the covariate encoder's input weights (the units'
 #: scales spread from 1 up to it; see ``models.encoder_input_scales``) tried at
 #: the chosen noise scale, after ``ENCODER_SCALE`` (5): 1 keeps every unit
@@ -170,7 +195,15 @@ def _candidates(problem: Problem, config: FitConfig):
     if family(config.family).grid is not None:
         site, values = family(config.family).grid
         return [dict(fixed, noise_scale=None, **{site: v}) for v in values], None
+    if config.prior_scale == "auto" and len(problem.X) < CROSS_VALIDATE_BELOW:
+        return [dict(fixed, noise_scale=None, prior_scale=s) for s in PRIOR_SCALE_GRID], None
     return [dict(fixed, noise_scale=None, likelihood_scale=w) for w in LIKELIHOOD_SCALE_GRID], None
+
+
+def _uncompared(candidates: list[dict]) -> dict:
+    """The settings of a fit that compares nothing: the middle noise scale, a flat psi."""
+    flat = [c for c in candidates if c.get("prior_scale") == FLAT_PRIOR_SCALE]
+    return flat[0] if flat else candidates[len(candidates) // 2]
 
 
 def _fallback(config: FitConfig) -> dict:
@@ -238,26 +271,95 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     candidates, given = _candidates(problem, config)
     if given is not None:
         return _result(given, None, None)
-    data = problem.data
-    n_samples = data["X"].shape[0]
-    masks = held_out_masks(problem.rng, n_samples, config.validation_fraction)
+    masks = held_out_masks(problem.rng, problem.data["X"].shape[0], config.validation_fraction)
     if not masks:
-        return _result(candidates[len(candidates) // 2], None, None)
-    X = data["X"]
-    pointwise = family(config.family).pointwise_loss
-    n_total = len(masks) * (
-        len(candidates) + (len(ENCODER_SCALE_GRID) - 1 if config.encoder_width else 0)
+        return _result(_uncompared(candidates), None, None)
+    # The narrower psi scales are a second try, made only where the flat psi
+    # loses to the population model (see PRIOR_SCALE_GRID).
+    first, rescue = (
+        (candidates[:1], candidates[1:]) if "prior_scale" in candidates[0] else (candidates, [])
     )
-    losses, fits = [], []
+    scorer = _Scorer(problem, config, masks)
+    # Between smoothings: the one-standard-error rule where the choice is
+    # noisy (cross-validated, below CROSS_VALIDATE_BELOW samples), the best
+    # from there on. At N = 1,000 to 20,000 the rule picked smoother fits
+    # whose held-out loss was within the noise of the responses but whose
+    # coefficients were worse (low_rank, p = 10, N = 1,000: theta-MSE 0.0045
+    # against 0.0035) and whose intervals under-covered (N = 20,000: 0.78
+    # against 0.85 at 90%).
+    choose = one_standard_error if len(masks) > 1 else _best
+    best = scorer.stages(first, choose)
+    population = _population_losses(problem.data, masks, config)
+    if rescue and one_standard_error([population, scorer.losses[best]]) == 0:
+        best = scorer.stages(rescue, choose)
+    tried, start = scorer.tried, scorer.fits[best]
+    if one_standard_error([population, scorer.losses[best]]) == 0:
+        # No candidate beats one model for everyone: every sample gets the
+        # population's model (see ``population_sites``).
+        tried = [*tried, _fallback(config)]
+        best, start = len(tried) - 1, None
+    report = {
+        "candidates": tried,
+        "scores": [float(np.mean(loss)) for loss in scorer.losses],
+        "population": float(np.mean(population)),
+        "chosen": best,
+        "folds": len(masks),
+        "held_out": int(sum(mask.sum() for mask in masks)),
+    }
+    return _result(tried[best], start, report)
 
-    def score(candidate, warm_starts=None):
+
+class _Scorer:
+    """Validation fits of candidates on every fold, and the choice among them.
+
+    ``tried``, ``losses`` (each candidate's held-out losses, folds joined) and
+    ``fits`` (its first fold's MAP, where the final fit starts) grow together.
+    """
+
+    def __init__(self, problem: Problem, config: FitConfig, masks):
+        self.problem, self.config, self.masks = problem, config, masks
+        self.tried, self.losses, self.fits = [], [], []
+        self.planned = 0  # validation fits planned so far (for the progress bar)
+
+    def stages(self, first: list[dict], choose) -> int:
+        """Score ``first``, choose among them, then the encoder's smoothness at the choice.
+
+        Returns the index (in ``tried``) of the chosen candidate.
+        """
+        begin = len(self.tried)
+        extra = len(ENCODER_SCALE_GRID) - 1 if self.config.encoder_width else 0
+        self.planned += len(self.masks) * (len(first) + extra)
+        # Each candidate after the first starts from the previous one's MAP
+        # on the same fold.
+        warm_starts = None
+        for candidate in first:
+            warm_starts = self.score(candidate, warm_starts)
+        # Smoothest first: the largest noise scale (or likelihood power's
+        # inverse, or the narrowest psi).
+        order = sorted(range(begin, len(self.tried)), key=lambda i: -_smoothness(self.tried[i]))
+        best = order[choose([self.losses[i] for i in order])]
+        if not self.config.encoder_width:
+            return best
+        chosen = self.tried[best]
+        by_scale = {ENCODER_SCALE: best}
+        for scale in ENCODER_SCALE_GRID:
+            if scale != ENCODER_SCALE:
+                self.score(dict(chosen, encoder_scale=scale))
+                by_scale[scale] = len(self.tried) - 1
+        # Smoothest encoder (the smallest input-weight scale) first.
+        order = [by_scale[scale] for scale in sorted(by_scale)]
+        return order[choose([self.losses[i] for i in order])]
+
+    def score(self, candidate: dict, warm_starts=None) -> list:
         """Held-out losses of ``candidate`` and its MAP on every fold.
 
         ``warm_starts``: each fold's MAP of a neighbouring candidate to start
         from (see :data:`WARM_START_MIN_STEPS`); else the problem's start.
         """
+        problem, config, data = self.problem, self.config, self.problem.data
+        pointwise = family(config.family).pointwise_loss
         loss, starts = [], []
-        for fold, mask in enumerate(masks):
+        for fold, mask in enumerate(self.masks):
             result = run_map(
                 problem.key,
                 data,
@@ -267,8 +369,8 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
                 warn=False,
                 mask=~mask,
                 min_steps=None if warm_starts is None else WARM_START_MIN_STEPS,
-                description=f"choosing smoothing {len(losses) * len(masks) + len(starts) + 1}"
-                f"/{n_total}",
+                description=f"choosing smoothing {len(self.tried) * len(self.masks) + fold + 1}"
+                f"/{self.planned}",
             )
             params = result.params
             shared = params["offset"] if config.offset else 0.0
@@ -276,57 +378,14 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
                 params, data.get("covariate_features"), candidate["encoder_scale"]
             )
             theta = shared + codes @ params["dictionary"]
-            loss.append(held_out_loss(pointwise, data, np.sum(X[mask] * theta[mask], axis=1), mask))
+            eta = np.sum(data["X"][mask] * theta[mask], axis=1)
+            loss.append(held_out_loss(pointwise, data, eta, mask))
             starts.append(params)
-        losses.append(np.concatenate(loss))
+        self.tried.append(candidate)
+        self.losses.append(np.concatenate(loss))
         # The final fit starts from the first split's MAP.
-        fits.append(starts[0])
+        self.fits.append(starts[0])
         return starts
-
-    # Each noise scale (or likelihood power) after the first starts from the
-    # previous one's MAP on the same fold.
-    warm_starts = None
-    for candidate in candidates:
-        warm_starts = score(candidate, warm_starts)
-    # Between smoothings: the one-standard-error rule where the choice is
-    # noisy (cross-validated, below CROSS_VALIDATE_BELOW samples), the best
-    # from there on. At N = 1,000 to 20,000 the rule picked smoother fits
-    # whose held-out loss was within the noise of the responses but whose
-    # coefficients were worse (low_rank, p = 10, N = 1,000: theta-MSE 0.0045
-    # against 0.0035) and whose intervals under-covered (N = 20,000: 0.78
-    # against 0.85 at 90%).
-    choose = one_standard_error if len(masks) > 1 else _best
-    # Smoothest first: the largest noise scale (or likelihood power's inverse).
-    order = sorted(range(len(candidates)), key=lambda i: -_smoothness(candidates[i]))
-    best = order[choose([losses[i] for i in order])]
-    if config.encoder_width:
-        chosen = candidates[best]
-        by_scale = {ENCODER_SCALE: best}
-        for scale in ENCODER_SCALE_GRID:
-            if scale != ENCODER_SCALE:
-                candidates.append(dict(chosen, encoder_scale=scale))
-                score(candidates[-1])
-                by_scale[scale] = len(candidates) - 1
-        # Smoothest encoder (the smallest input-weight scale) first.
-        order = [by_scale[scale] for scale in sorted(by_scale)]
-        best = order[choose([losses[i] for i in order])]
-    scores = [float(np.mean(loss)) for loss in losses]
-    population = _population_losses(data, masks, config)
-    start = fits[best]
-    if one_standard_error([population, losses[best]]) == 0:
-        # No candidate beats one model for everyone: every sample gets the
-        # population's model (see ``population_sites``).
-        candidates = [*candidates, _fallback(config)]
-        best, start = len(candidates) - 1, None
-    report = {
-        "candidates": candidates,
-        "scores": scores,
-        "population": float(np.mean(population)),
-        "chosen": best,
-        "folds": len(masks),
-        "held_out": int(sum(mask.sum() for mask in masks)),
-    }
-    return _result(candidates[best], start, report)
 
 
 def _population_losses(data: dict, masks, config: FitConfig) -> np.ndarray:
@@ -369,6 +428,8 @@ def _smoothness(candidate: dict) -> float:
     """Larger for a candidate that keeps the models closer to the population's."""
     if candidate["noise_scale"] is not None:
         return float(candidate["noise_scale"])
+    if "prior_scale" in candidate:
+        return 1.0 / float(candidate["prior_scale"])
     if candidate.get("concentration") is not None:
         # A gamma shape: the coefficient of variation 1 / sqrt(k).
         return 1.0 / np.sqrt(float(candidate["concentration"]))

@@ -231,6 +231,7 @@ def published_attributes(state: FittedState, posterior: PosteriorState | None = 
         "dictionary_": scaling.dictionary_to_original(params.dictionary),
         "noise_scale_": scaling.noise_to_original(state.settings.get("noise_scale")),
         "likelihood_scale_": float(state.settings.get("likelihood_scale", 1.0)),
+        "prior_scale_": float(state.settings["prior_scale"]),
     }
     if state.feature_names_in is not None:
         attributes["feature_names_in_"] = state.feature_names_in

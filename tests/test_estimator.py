@@ -347,10 +347,22 @@ def test_training_coefficients_follow_the_new_sample_rule(fitted_toy, toy):
 
 def test_classifier_keeps_the_full_likelihood(fitted_classifier):
     """Bernoulli fits try only the full likelihood (powers below 1 attenuate the
-    coefficients); a weaker power is only the fallback to the population."""
-    from bayes_prsn.smoothing import FALLBACK_LIKELIHOOD_SCALE
+    coefficients); a weaker power is only the fallback to the population. What
+    they choose is the scale of psi, and the fit (and its predictions) use it."""
+    from bayes_prsn.smoothing import FALLBACK_LIKELIHOOD_SCALE, PRIOR_SCALE_GRID, is_fallback
 
     scores = fitted_classifier.validation_scores_
     tried = scores["candidates"][: len(scores["scores"])]
     assert all(c["likelihood_scale"] == 1.0 for c in tried)
     assert fitted_classifier.likelihood_scale_ in (1.0, FALLBACK_LIKELIHOOD_SCALE)
+    # Psi flat, at the three encoder scales; then, only where that lost to the
+    # population model, the narrower psi scales and the encoder scales at the choice.
+    psi = [c["prior_scale"] for c in tried]
+    assert psi[:3] == [PRIOR_SCALE_GRID[0]] * 3
+    assert len(psi) in (3, 7)
+    if len(psi) == 7:
+        assert psi[3:5] == list(PRIOR_SCALE_GRID[1:]) and len(set(psi[5:])) == 1
+    if not is_fallback(scores):
+        chosen = scores["candidates"][scores["chosen"]]
+        assert fitted_classifier.prior_scale_ == chosen["prior_scale"]
+    assert fitted_classifier.fit_state_.settings["prior_scale"] == fitted_classifier.prior_scale_
