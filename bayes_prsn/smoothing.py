@@ -184,26 +184,23 @@ def choose_smoothing(problem: Problem, config: FitConfig, *, on_subset: bool) ->
 
 
 def _candidates(problem: Problem, config: FitConfig):
-    """The first-stage candidates, or the settings to use when nothing is compared."""
+    """``(first, rescue, given)``: the first-stage candidates, those tried only where the
+    choice among ``first`` loses to the population model (the narrower psi scales, see
+    :data:`PRIOR_SCALE_GRID`), or the settings to use when nothing is compared."""
     fixed = {"likelihood_scale": 1.0, "encoder_scale": ENCODER_SCALE}
     if family(config.family).has_noise_scale:
         if config.noise_scale != "auto":
-            return [], dict(
-                fixed, noise_scale=problem.scaling.noise_to_internal(config.noise_scale)
-            )
-        return [dict(fixed, noise_scale=s) for s in NOISE_SCALE_GRID], None
+            noise = problem.scaling.noise_to_internal(config.noise_scale)
+            return [], [], dict(fixed, noise_scale=noise)
+        return [dict(fixed, noise_scale=s) for s in NOISE_SCALE_GRID], [], None
     if family(config.family).grid is not None:
         site, values = family(config.family).grid
-        return [dict(fixed, noise_scale=None, **{site: v}) for v in values], None
+        return [dict(fixed, noise_scale=None, **{site: v}) for v in values], [], None
     if config.prior_scale == "auto" and len(problem.X) < CROSS_VALIDATE_BELOW:
-        return [dict(fixed, noise_scale=None, prior_scale=s) for s in PRIOR_SCALE_GRID], None
-    return [dict(fixed, noise_scale=None, likelihood_scale=w) for w in LIKELIHOOD_SCALE_GRID], None
-
-
-def _uncompared(candidates: list[dict]) -> dict:
-    """The settings of a fit that compares nothing: the middle noise scale, a flat psi."""
-    flat = [c for c in candidates if c.get("prior_scale") == FLAT_PRIOR_SCALE]
-    return flat[0] if flat else candidates[len(candidates) // 2]
+        flat, *narrower = (dict(fixed, noise_scale=None, prior_scale=s) for s in PRIOR_SCALE_GRID)
+        return [flat], narrower, None
+    likelihood = [dict(fixed, noise_scale=None, likelihood_scale=w) for w in LIKELIHOOD_SCALE_GRID]
+    return likelihood, [], None
 
 
 def _fallback(config: FitConfig) -> dict:
@@ -268,17 +265,13 @@ def _standard_error(values: np.ndarray) -> float:
 
 def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     """The smoothing chosen on held-out samples of the whole problem (full-batch fits)."""
-    candidates, given = _candidates(problem, config)
+    first, rescue, given = _candidates(problem, config)
     if given is not None:
         return _result(given, None, None)
     masks = held_out_masks(problem.rng, problem.data["X"].shape[0], config.validation_fraction)
     if not masks:
-        return _result(_uncompared(candidates), None, None)
-    # The narrower psi scales are a second try, made only where the flat psi
-    # loses to the population model (see PRIOR_SCALE_GRID).
-    first, rescue = (
-        (candidates[:1], candidates[1:]) if "prior_scale" in candidates[0] else (candidates, [])
-    )
+        # The middle noise scale (or shape); the flat psi.
+        return _result(first[len(first) // 2], None, None)
     scorer = _Scorer(problem, config, masks)
     # Between smoothings: the one-standard-error rule where the choice is
     # noisy (cross-validated, below CROSS_VALIDATE_BELOW samples), the best

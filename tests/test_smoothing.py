@@ -37,29 +37,41 @@ def test_psi_scale_is_chosen_where_the_family_has_no_noise_scale(name):
 
     from bayes_prsn.inputs import check_settings
     from bayes_prsn.problem import FLAT_PRIOR_SCALE
-    from bayes_prsn.smoothing import PRIOR_SCALE_GRID, _candidates, _smoothness, _uncompared
+    from bayes_prsn.smoothing import PRIOR_SCALE_GRID, _candidates, _smoothness
 
     small, large = (
         SimpleNamespace(X=np.zeros((n, 1)))
         for n in (CROSS_VALIDATE_BELOW - 1, CROSS_VALIDATE_BELOW)
     )
     config = check_settings(PersonalizedRegression(family=name), name)
-    candidates, given = _candidates(small, config)
+    first, rescue, given = _candidates(small, config)
     assert given is None
-    assert [c["prior_scale"] for c in candidates] == list(PRIOR_SCALE_GRID)
-    assert PRIOR_SCALE_GRID[0] == FLAT_PRIOR_SCALE
-    assert all(c["likelihood_scale"] == 1.0 for c in candidates)
-    smoothness = [_smoothness(c) for c in candidates]
+    # Flat first, alone; the narrower scales only as the second try.
+    assert [c["prior_scale"] for c in first] == [FLAT_PRIOR_SCALE]
+    assert [c["prior_scale"] for c in first + rescue] == list(PRIOR_SCALE_GRID)
+    assert all(c["likelihood_scale"] == 1.0 for c in first + rescue)
+    smoothness = [_smoothness(c) for c in first + rescue]
     assert smoothness == sorted(smoothness)  # flat is the roughest
-    assert _uncompared(candidates)["prior_scale"] == FLAT_PRIOR_SCALE
-    fixed, _ = _candidates(small, dataclasses.replace(config, prior_scale=5.0))
-    assert all("prior_scale" not in c for c in fixed)
+    fixed, no_rescue, _ = _candidates(small, dataclasses.replace(config, prior_scale=5.0))
+    assert all("prior_scale" not in c for c in fixed) and no_rescue == []
     # From CROSS_VALIDATE_BELOW samples on, psi stays flat.
-    assert all("prior_scale" not in c for c in _candidates(large, config)[0])
+    first, rescue, _ = _candidates(large, config)
+    assert all("prior_scale" not in c for c in first) and rescue == []
     for other in ("gaussian", "student_t", "gamma"):
         other_config = check_settings(PersonalizedRegression(family=other), other)
-        candidates, _ = _candidates(small, other_config)
-        assert all("prior_scale" not in c for c in candidates)
+        first, rescue, _ = _candidates(small, other_config)
+        assert all("prior_scale" not in c for c in first) and rescue == []
+
+
+def test_a_fit_that_compares_nothing_keeps_psi_flat():
+    """validation_fraction=0: no held-out choice, psi at FLAT_PRIOR_SCALE as before "auto"."""
+    from bayes_prsn.problem import FLAT_PRIOR_SCALE
+
+    data = simulate.make_poisson(n_samples=60, random_state=3)
+    est = PersonalizedRegression(family="poisson", validation_fraction=0.0, random_state=0)
+    est.fit(data.X, data.y, covariates=data.covariates)
+    assert est.validation_scores_ is None
+    assert est.prior_scale_ == FLAT_PRIOR_SCALE
 
 
 @pytest.mark.slow
