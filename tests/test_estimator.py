@@ -177,6 +177,8 @@ def small():
         ({"prior": "cauchy"}, "prior must be one of"),
         ({"gamma": -1.0}, "gamma must be a positive"),
         ({"noise_scale": 0.0}, "noise_scale must be a positive"),
+        ({"prior_scale": 0.0}, "prior_scale must be a positive"),
+        ({"prior_scale": "wide"}, "prior_scale must be a positive"),
         ({"predict_method": "magic"}, "predict_method must be one of"),
         ({"validation_fraction": 1.5}, "validation_fraction must be in"),
         ({"encoder_width": -1}, r"encoder_width must be an integer >= 0 \(0 for no encoder\)"),
