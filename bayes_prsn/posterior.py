@@ -33,7 +33,9 @@ __all__ = [
     "METHODS",
     "NUTS_FIELDS",
     "PosteriorDraws",
+    "HVP_BATCH",
     "check_draw_counts",
+    "dense_hessian",
     "fit_guide",
     "resolve_chain_method",
     "run_mcmc",
@@ -373,7 +375,8 @@ def _block_hessian(potential, point, unravel, names, n_samples, rank, pairs):
     def hvp(direction):
         return jax.jvp(jax.grad(potential), (point,), (direction,))[1]
 
-    products = jax.lax.map(hvp, directions, batch_size=64)
+    products = jax.lax.map(hvp, directions, batch_size=HVP_BATCH)
+    _check_products(jax.jit(hvp), directions, products)
     begin, end = offsets["embedding"]
     code_rows = products[: n_colours * rank, begin:end].reshape(n_colours, rank, n_samples, rank)
     # blocks[i, a, b] = d^2 U / dZ_ia dZ_ib, from the direction of i's colour along b.
@@ -398,6 +401,50 @@ def _soft_abs_draws(key, hessian, num_samples):
     noise = jax.random.normal(key, (num_samples, *eigenvalues.shape))
     draws = jnp.einsum("...ij,s...j->s...i", eigenvectors, noise / jnp.sqrt(magnitudes))
     return draws, int(jnp.sum(eigenvalues < 0))
+
+
+#: Hessian-vector products are evaluated one after another (``jax.lax.map`` without a
+#: ``batch_size``). Batched, they can come out wrong: with jax/jaxlib 0.10.2 on the CPU,
+#: ``jax.jit(jax.hessian(potential))`` of the code target (120 samples, rank 3, 362
+#: unknowns) gave entries up to 320 where eager evaluation and finite differences give
+#: 0 to 0.11; ``jax.lax.map`` of the products was exact in batches of 64 there and wrong
+#: in batches of 64 at 200 samples (602 unknowns), exact in batches of 32. The smallest
+#: case found: the Hessian of ``sum((y - sum(X * theta, axis=1)) ** 2)`` with
+#: ``theta = offset + Z @ Q``, batched over 64 directions (the einsum form is exact).
+#: :func:`dense_hessian` and :func:`_block_hessian` also check their products.
+HVP_BATCH = None
+
+
+def dense_hessian(potential, point):
+    """The Hessian of ``potential`` at ``point``, column by column from Hessian-vector products.
+
+    Computed as ``jax.lax.map`` of forward-over-reverse products, one direction
+    after another (:data:`HVP_BATCH`; one compiled program), then checked against
+    two products along random directions computed on their own: a mismatch
+    raises instead of returning a wrong Hessian.
+    """
+    dimension = point.shape[0]
+
+    def hvp(direction):
+        return jax.jvp(jax.grad(potential), (point,), (direction,))[1]
+
+    columns = jax.jit(lambda basis: jax.lax.map(hvp, basis, batch_size=HVP_BATCH))
+    hessian = columns(jnp.eye(dimension, dtype=point.dtype))
+    probes = jax.random.normal(jax.random.PRNGKey(0), (2, dimension), dtype=point.dtype)
+    _check_products(jax.jit(hvp), probes, probes @ hessian.T)
+    return hessian
+
+
+def _check_products(hvp, directions, products) -> None:
+    """Raise if the first two ``products`` differ from ``hvp`` of their ``directions``."""
+    for direction, got in zip(directions[:2], products[:2], strict=False):
+        expected = np.asarray(hvp(direction))
+        difference = np.max(np.abs(np.asarray(got) - expected))
+        if difference > 1e-3 * (np.max(np.abs(expected)) + 1.0):
+            raise FloatingPointError(
+                "the Hessian disagrees with a Hessian-vector product (max difference "
+                f"{difference:.3g}); use method='nuts'."
+            )
 
 
 def _check_finite_hessian(*blocks) -> None:
@@ -481,7 +528,7 @@ def run_laplace(
         return potential_energy(model, (), kwargs, unravel(x))
 
     if structure == "dense":
-        hessian = jax.jit(jax.hessian(potential))(flat)
+        hessian = dense_hessian(potential, flat)
         _check_finite_hessian(hessian)
         steps, n_negative = _soft_abs_draws(rng_key, hessian, num_samples)
         draws = flat + steps
