@@ -1,0 +1,159 @@
+"""Where the test suite's time goes: per file, JAX compilation, distinct SVI programs.
+
+Runs the README's test command (``pytest -n 2 --dist loadfile``) with this
+file loaded as a pytest plugin in every worker. Each worker records, through
+``jax.monitoring``, the time JAX spent tracing, lowering and compiling (XLA)
+and how many programs it compiled, and, through a wrapper of
+``bayes_prsn.svi._compiled``, every new compiled SVI chunk (its static
+settings and array shapes). Tests run in subprocesses (the command line,
+the examples) are timed with their test but not looked into.
+
+    python benchmarks/suite_time.py                        # the whole suite
+    python benchmarks/suite_time.py -- tests/test_svi.py   # pytest arguments after --
+    JAX_COMPILATION_CACHE_DIR=/tmp/c python benchmarks/suite_time.py --label cache
+
+Results: a summary on stdout and ``results/suite_time_<label>.json`` (wall
+time, per-file durations from ``--durations=0``, per-worker compilation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: Where the plugin in each worker writes what it recorded (set by ``main``).
+WORKER_FOLDER = "BAYES_PRSN_SUITE_TIME_DIR"
+
+
+def pytest_configure(config):
+    """Plugin side (runs in every pytest process): record compilation, write it at exit."""
+    folder = os.environ.get(WORKER_FOLDER)
+    if not folder:
+        return
+    import jax.monitoring
+
+    import bayes_prsn.svi as svi
+
+    durations, counts, programs = collections.Counter(), collections.Counter(), []
+
+    def on_duration(event, seconds, **_):
+        durations[event.rsplit("/", 1)[-1]] += seconds
+        counts[event.rsplit("/", 1)[-1]] += 1
+
+    def on_event(event, **_):
+        counts[event.rsplit("/", 1)[-1]] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    jax.monitoring.register_event_listener(on_event)
+    compiled = svi._compiled
+
+    def recording(static, shapes, step_size, chunk_size):
+        misses = compiled.cache_info().misses
+        result = compiled(static, shapes, step_size, chunk_size)
+        if compiled.cache_info().misses > misses:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+            programs.append({"static": repr(static), "shapes": repr(shapes), "test": test})
+        return result
+
+    recording.cache_info, recording.cache_clear = compiled.cache_info, compiled.cache_clear
+    svi._compiled = recording
+
+    def write():
+        path = Path(folder) / f"worker_{os.getpid()}.json"
+        summary = {"seconds": dict(durations), "counts": dict(counts), "svi_programs": programs}
+        path.write_text(json.dumps(summary))
+
+    atexit.register(write)
+
+
+def _per_file(output: str) -> dict[str, float]:
+    totals: collections.Counter = collections.Counter()
+    for line in output.splitlines():
+        found = re.match(r"\s*([\d.]+)s (?:call|setup|teardown)\s+(tests/[^:]+)", line)
+        if found:
+            totals[found.group(2)] += float(found.group(1))
+    return dict(totals.most_common())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="now")
+    parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        env = dict(
+            os.environ,
+            **{WORKER_FOLDER: folder},
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")])
+            ),
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "suite_time",
+            "-n",
+            "2",
+            "--dist",
+            "loadfile",
+        ]
+        command += ["--durations=0", "-q", *args.pytest_args]
+        start = time.perf_counter()
+        run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        workers = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("worker_*.json"))]
+    workers = [w for w in workers if w["counts"]]  # the controller process compiles nothing
+    per_file = _per_file(run.stdout)
+    result = {
+        "wall_s": wall,
+        "returncode": run.returncode,
+        "summary_line": run.stdout.strip().splitlines()[-1] if run.stdout.strip() else "",
+        "per_file_s": per_file,
+        "workers": [
+            {
+                "seconds": w["seconds"],
+                "counts": w["counts"],
+                "svi_programs": len(w["svi_programs"]),
+                "distinct_svi_programs": len(
+                    {(p["static"], p["shapes"]) for p in w["svi_programs"]}
+                ),
+            }
+            for w in workers
+        ],
+        "svi_programs": [p for w in workers for p in w["svi_programs"]],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"suite_time_{args.label}.json").write_text(json.dumps(result, indent=1))
+    print(f"wall {wall:.0f} s, pytest exit {run.returncode}: {result['summary_line']}")
+    print(f"sum of test durations {sum(per_file.values()):.0f} s over {len(per_file)} files")
+    for w in result["workers"]:
+        s, c = w["seconds"], w["counts"]
+        print(
+            f"worker: XLA compile {s.get('backend_compile_duration', 0):.0f} s in "
+            f"{c.get('backend_compile_duration', 0)} programs, tracing "
+            f"{s.get('jaxpr_trace_duration', 0):.0f} s, lowering "
+            f"{s.get('jaxpr_to_mlir_module_duration', 0):.0f} s; SVI chunk programs "
+            f"{w['svi_programs']} ({w['distinct_svi_programs']} distinct); persistent-cache "
+            f"hits {c.get('cache_hits', 0)}"
+        )
+    for name, seconds in list(per_file.items())[:12]:
+        print(f"{seconds:8.1f} s  {name}")
+    if run.returncode:
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+
+
+if __name__ == "__main__":
+    main()
