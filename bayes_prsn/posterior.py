@@ -372,9 +372,7 @@ def _block_hessian(potential, point, unravel, names, n_samples, rank, pairs):
         directions.append(jnp.zeros(point.shape[0]).at[index].set(1.0))
     directions = jnp.stack(directions)
 
-    def hvp(direction):
-        return jax.jvp(jax.grad(potential), (point,), (direction,))[1]
-
+    hvp = _hessian_vector_product(potential, point)
     products = jax.lax.map(hvp, directions, batch_size=HVP_BATCH)
     _check_products(jax.jit(hvp), directions, products)
     begin, end = offsets["embedding"]
@@ -424,15 +422,22 @@ def dense_hessian(potential, point):
     raises instead of returning a wrong Hessian.
     """
     dimension = point.shape[0]
-
-    def hvp(direction):
-        return jax.jvp(jax.grad(potential), (point,), (direction,))[1]
-
+    hvp = _hessian_vector_product(potential, point)
     columns = jax.jit(lambda basis: jax.lax.map(hvp, basis, batch_size=HVP_BATCH))
     hessian = columns(jnp.eye(dimension, dtype=point.dtype))
     probes = jax.random.normal(jax.random.PRNGKey(0), (2, dimension), dtype=point.dtype)
     _check_products(jax.jit(hvp), probes, probes @ hessian.T)
     return hessian
+
+
+def _hessian_vector_product(potential, point):
+    """``direction -> H direction``, the Hessian of ``potential`` at ``point`` (forward over
+    reverse)."""
+
+    def hvp(direction):
+        return jax.jvp(jax.grad(potential), (point,), (direction,))[1]
+
+    return hvp
 
 
 def _check_products(hvp, directions, products) -> None:

@@ -229,15 +229,13 @@ def test_nuts_matches_closed_form_gaussian_posterior():
         np.testing.assert_allclose(np.cov(z[:, i].T), covariance, rtol=0.15, atol=0.02)
 
 
-def test_block_hessian_matches_dense_blocks(short_nuts):
-    """The colouring trick reads each sample's code block off the full Hessian exactly."""
+def _code_target_potential(estimator):
+    """The code target's potential of a fitted gaussian model, its MAP point (unconstrained,
+    flat), the unravelling function and the target's (JAX) arguments."""
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy, unconstrain_fn
 
-    from bayes_prsn.posterior import _as_jax, _block_hessian, _model
-
-    estimator = short_nuts[0]
-    n_samples = estimator.embedding_.shape[0]
+    from bayes_prsn.posterior import _as_jax, _model
     from bayes_prsn.sampling import target
 
     params = estimator.fit_state_.params
@@ -256,6 +254,16 @@ def test_block_hessian_matches_dense_blocks(short_nuts):
     def potential(x):
         return potential_energy(model, (), kwargs, unravel(x))
 
+    return potential, flat, unravel, kwargs
+
+
+def test_block_hessian_matches_dense_blocks(short_nuts):
+    """The colouring trick reads each sample's code block off the full Hessian exactly."""
+    from bayes_prsn.posterior import _block_hessian
+
+    estimator = short_nuts[0]
+    n_samples = estimator.embedding_.shape[0]
+    potential, flat, unravel, kwargs = _code_target_potential(estimator)
     dense = np.asarray(jax.hessian(potential)(flat))
     blocks, other, other_index, offsets = _block_hessian(
         potential,
@@ -275,39 +283,19 @@ def test_block_hessian_matches_dense_blocks(short_nuts):
 
 
 def test_dense_hessian_matches_eager_hessian(short_nuts):
-    """The dense Laplace path's Hessian (batched Hessian-vector products) is the Hessian.
+    """The dense Laplace path's Hessian (Hessian-vector products, one at a time) is the Hessian.
 
     On this target ``jax.jit(jax.hessian(potential))``, which that path used
     before, put values up to 320 where the Hessian has 0 to 0.11 (jax 0.10.2,
     CPU); the eager ``jax.hessian`` agrees with finite differences.
     """
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import potential_energy, unconstrain_fn
+    from bayes_prsn.posterior import dense_hessian
 
-    from bayes_prsn.posterior import _as_jax, _model, dense_hessian
-    from bayes_prsn.sampling import target
-
-    estimator = short_nuts[0]
-    params = estimator.fit_state_.params
-    kwargs, _, _ = target(estimator.fit_state_)
-    model = _model(
-        {"dictionary": params.dictionary, "offset": params.offset},
-        family="gaussian",
-        rank=estimator.rank,
-        prior="normal",
-        offset=True,
-    )
-    kwargs = _as_jax(kwargs)
-    values = {"embedding": estimator.embedding_, "covariate_weights": estimator.covariate_weights_}
-    flat, unravel = ravel_pytree(unconstrain_fn(model, (), kwargs, values))
-
-    def potential(x):
-        return potential_energy(model, (), kwargs, unravel(x))
-
+    potential, flat, _, _ = _code_target_potential(short_nuts[0])
     eager = np.asarray(jax.hessian(potential)(flat))
     scale = np.max(np.abs(eager))
     np.testing.assert_allclose(np.asarray(dense_hessian(potential, flat)), eager, atol=1e-5 * scale)
-    # A finite-difference column of the largest entry off the diagonal blocks.
+    # A finite-difference column: the one with the largest entry off the diagonal.
     column = int(np.argmax(np.abs(eager - np.diag(np.diag(eager))).max(axis=0)))
     step = jnp.zeros_like(flat).at[column].set(1e-3)
     gradient = jax.jit(jax.grad(potential))
