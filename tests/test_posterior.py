@@ -303,6 +303,19 @@ def test_dense_hessian_matches_eager_hessian(short_nuts):
     np.testing.assert_allclose(difference, eager[:, column], atol=1e-2 * scale)
 
 
+def test_a_hessian_that_disagrees_with_its_products_raises():
+    """The check behind dense_hessian and the block Hessian names the problem and the way out."""
+    from bayes_prsn.posterior import _check_products
+
+    def hvp(direction):
+        return 2.0 * direction
+
+    directions = jnp.eye(3)
+    _check_products(hvp, directions, 2.0 * directions)  # right: no error
+    with pytest.raises(FloatingPointError, match=r"disagrees with a Hessian-vector product.*nuts"):
+        _check_products(hvp, directions, 2.0 * directions + jnp.asarray([0.0, 5.0, 0.0]))
+
+
 def test_diagnostics_agree_with_arviz():
     """Our vectorised R-hat and ESS follow ArviZ's definitions (ESS within 5%)."""
     from bayes_prsn import diagnostics
