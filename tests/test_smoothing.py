@@ -78,9 +78,12 @@ def test_a_fit_that_compares_nothing_keeps_psi_flat():
 def test_narrower_psi_rescues_counts_that_fall_back():
     """make_poisson, 200 samples (seed 13, one of the eight measured when the rule was
     made): the flat psi loses to the population model on 5 folds; psi 1 and 0.1 are
-    tried, one wins, and its coefficients are 0.48x the population's error (flat, the
-    fit fell back: exactly 1x). The bound 0.75 leaves room for float32 rounding of
-    the fits."""
+    tried, one wins, and its coefficients are more accurate than the population's
+    (flat, the fit fell back: exactly 1x). Which of the two wins depends on the
+    CPU's float32 rounding, since the one-standard-error rule picks between them
+    near its boundary: on an AVX2 machine psi 1, 0.48x the population's error; on
+    an AVX-512 one psi 0.1, 0.91x (and 0.92-1.00x on seeds 14-18 there). An
+    earlier bound of 0.75x held on the first machine only."""
     from bayes_prsn.smoothing import PRIOR_SCALE_GRID
 
     data = simulate.make_poisson(n_samples=200, random_state=13)
@@ -95,7 +98,7 @@ def test_narrower_psi_rescues_counts_that_fall_back():
     assert est.fit_state_.settings["prior_scale"] == est.prior_scale_
     error = np.mean((est.coef_ - data.coef) ** 2)
     population = np.mean((est.population_coef_ - data.coef) ** 2)
-    assert error < 0.75 * population, (error, population)
+    assert error < population, (error, population)
 
 
 def test_one_standard_error_prefers_the_simpler_candidate_unless_clearly_beaten():
