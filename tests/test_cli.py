@@ -1,5 +1,17 @@
-"""The bayes-prsn command line, run in a subprocess as a shell user would."""
+"""The bayes-prsn command line: its exit statuses and what it prints, as a shell user sees them.
 
+Most commands run in this process through :func:`bayes_prsn.cli.main`, the
+function the console script calls (``sys.exit(main())``), with stdout and
+stderr captured (:func:`run`): the same exit status and output as from a
+shell, without a new interpreter, JAX start-up and compilation for every
+command. The console script itself, its exit status as a process and one
+error message from it run in a subprocess (:func:`run_script`); the README's
+command-line block and ``examples/cli.sh`` run whole in a shell
+(``tests/test_readme.py``, ``tests/test_examples.py``).
+"""
+
+import contextlib
+import io
 import re
 import shutil
 import subprocess
@@ -15,7 +27,8 @@ import bayes_prsn
 SCRIPT = Path(sys.executable).with_name("bayes-prsn")
 
 
-def run(*arguments, cwd=None):
+def run_script(*arguments, cwd=None):
+    """The installed console script in a subprocess."""
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bayes_prsn"]
     return subprocess.run(
         [*command, *map(str, arguments)],
@@ -26,9 +39,27 @@ def run(*arguments, cwd=None):
     )
 
 
+def run(*arguments):
+    """``bayes-prsn ARGUMENTS`` in this process: exit status, stdout and stderr.
+
+    Usage errors exit through argparse's ``SystemExit`` (status 2), as in the
+    console script.
+    """
+    from bayes_prsn.cli import main
+
+    arguments = [str(argument) for argument in arguments]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(arguments)
+        except SystemExit as stop:
+            code = stop.code
+    return subprocess.CompletedProcess(arguments, code, out.getvalue(), err.getvalue())
+
+
 def test_console_script_is_installed():
     assert SCRIPT.exists() or shutil.which("bayes-prsn"), "pip install -e . installs bayes-prsn"
-    out = run("--version")
+    out = run_script("--version")
     assert out.returncode == 0 and bayes_prsn.__version__ in out.stdout
 
 
@@ -143,7 +174,8 @@ def test_errors_a_shell_user_understands(tmp_path, case, message):
         (tmp_path / "fit").mkdir()
         (tmp_path / "fit" / "model.bprsn").write_bytes(b"not a model")
         good.to_csv(path, index=False)
-        result = run("predict", tmp_path / "fit", path, "--out", tmp_path / "p.csv")
+        # From the console script: a whole process prints this one line and nothing else.
+        result = run_script("predict", tmp_path / "fit", path, "--out", tmp_path / "p.csv")
     else:
         result = run("fit", path, "--target", "y", "--covariates", covariates, "--out", tmp_path)
     assert result.returncode == 1
@@ -153,5 +185,6 @@ def test_errors_a_shell_user_understands(tmp_path, case, message):
 
 
 def test_usage_errors_exit_2(tmp_path):
-    result = run("fit", "--target", "y")
-    assert result.returncode == 2 and "required" in result.stderr
+    for runner in (run, run_script):
+        result = runner("fit", "--target", "y")
+        assert result.returncode == 2 and "required" in result.stderr
