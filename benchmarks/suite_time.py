@@ -13,7 +13,8 @@ the examples) are timed with their test but not looked into.
     JAX_COMPILATION_CACHE_DIR=/tmp/c python benchmarks/suite_time.py --label cache
 
 Results: a summary on stdout and ``results/suite_time_<label>.json`` (wall
-time, per-file durations from ``--durations=0``, per-worker compilation).
+time, per-file durations from ``--durations=0``, the 40 slowest tests, per-worker
+compilation and JAX's tracing, lowering and compilation time per test file).
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ def pytest_configure(config):
     import bayes_prsn.svi as svi
 
     durations, counts, programs = collections.Counter(), collections.Counter(), []
+    per_file = collections.Counter()  # JAX's tracing, lowering and compiling, by test file
 
     def on_duration(event, seconds, **_):
         durations[event.rsplit("/", 1)[-1]] += seconds
         counts[event.rsplit("/", 1)[-1]] += 1
+        test = os.environ.get("PYTEST_CURRENT_TEST", "")
+        per_file[test.split("::")[0] or "(outside tests)"] += seconds
 
     def on_event(event, **_):
         counts[event.rsplit("/", 1)[-1]] += 1
@@ -71,10 +75,20 @@ def pytest_configure(config):
 
     def write():
         path = Path(folder) / f"worker_{os.getpid()}.json"
-        summary = {"seconds": dict(durations), "counts": dict(counts), "svi_programs": programs}
+        summary = {
+            "seconds": dict(durations),
+            "counts": dict(counts),
+            "svi_programs": programs,
+            "jax_per_file": dict(per_file),
+        }
         path.write_text(json.dumps(summary))
 
     atexit.register(write)
+
+
+def _per_test(output: str) -> list[tuple[float, str]]:
+    found = re.findall(r"^\s*([\d.]+)s ((?:call|setup|teardown)\s+tests/\S+)", output, re.M)
+    return sorted(((float(seconds), name) for seconds, name in found), reverse=True)
 
 
 def _per_file(output: str) -> dict[str, float]:
@@ -134,6 +148,13 @@ def main(argv=None) -> None:
             for w in workers
         ],
         "svi_programs": [p for w in workers for p in w["svi_programs"]],
+        "jax_per_file_s": dict(
+            sum(
+                (collections.Counter(w.get("jax_per_file", {})) for w in workers),
+                start=collections.Counter(),
+            ).most_common()
+        ),
+        "slowest_tests": [[seconds, name] for seconds, name in _per_test(run.stdout)[:40]],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"suite_time_{args.label}.json").write_text(json.dumps(result, indent=1))
@@ -149,7 +170,12 @@ def main(argv=None) -> None:
             f"{w['svi_programs']} ({w['distinct_svi_programs']} distinct); persistent-cache "
             f"hits {c.get('cache_hits', 0)}"
         )
+    jax_time = result["jax_per_file_s"]
+    print("   test s   JAX s  file (JAX: tracing, lowering and XLA compilation in the workers)")
     for name, seconds in list(per_file.items())[:12]:
+        print(f"{seconds:8.1f} {jax_time.get(name, 0.0):7.1f}  {name}")
+    print("slowest tests:")
+    for seconds, name in result["slowest_tests"][:10]:
         print(f"{seconds:8.1f} s  {name}")
     if run.returncode:
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
