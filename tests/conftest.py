@@ -86,20 +86,32 @@ def rng():
     return np.random.default_rng(0)
 
 
-#: Test files that take longest (``--durations`` of a fresh-clone ``.ci/run``, 2026-12-03),
-#: longest first. With ``-n 2 --dist loadfile`` each file runs whole on one worker;
-#: starting the long ones first keeps one worker from finishing a long file alone at the end.
+#: Test files that take longest, longest first (per-file sums of ``--durations`` in
+#: ``benchmarks/suite_time.py``, 2026-12-04; test_golden.py, which skips on machines
+#: other than its reference's, where its fits run, from 2026-12-03). With ``-n 2
+#: --dist loadfile`` each file runs whole on one worker; starting the long ones first
+#: (longest processing time first) keeps one worker from finishing a long file alone
+#: at the end.
 LONGEST_FILES = (
     "test_readme.py",
     "test_examples.py",
     "test_families.py",
     "test_golden.py",
     "test_posterior.py",
-    "test_coverage.py",
     "test_sklearn_checks.py",
+    "test_models.py",
     "test_sklearn.py",
+    "test_reliability.py",
     "test_smoothing.py",
+    "test_estimator.py",
+    "test_coverage.py",
     "test_properties.py",
+    "test_calibration.py",
+    "test_recovery.py",
+    "test_sharding.py",
+    "test_svi.py",
+    "test_analysis.py",
+    "test_cli.py",
 )
 
 
