@@ -349,33 +349,34 @@ def test_no_rows_is_the_empty_error(weighted):
 
 
 @pytest.mark.filterwarnings("ignore::bayes_prsn.ConvergenceWarning")
-def test_cli_fits_binomial_with_trials_and_predicts_with_exposure(tmp_path, capsys):
-    from bayes_prsn.cli import main
+def test_cli_fits_binomial_with_trials_and_predicts_with_exposure(tmp_path):
+    from test_cli import run
 
     data = simulate.make_binomial(n_samples=120, random_state=15)
     frame = pd.DataFrame(data.X, columns=[f"x{j}" for j in range(data.X.shape[1])])
     frame = frame.assign(y=data.y, n=data.trials, **data.covariates)
     frame.to_csv(tmp_path / "data.csv", index=False)
     common = ["--covariates", ",".join(data.covariates.columns), "--max-steps", "60", "--quiet"]
-    code = main(
-        ["fit", str(tmp_path / "data.csv"), "--target", "y", "--family", "binomial"]
-        + ["--trials", "n", "--out", str(tmp_path / "fit"), *common]
-    )
-    assert code == 0
+    result = run(
+        "fit", tmp_path / "data.csv", "--target", "y", "--family", "binomial",
+        "--trials", "n", "--out", tmp_path / "fit", *common,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
     written = pd.read_csv(tmp_path / "fit" / "coefficients.csv")
     assert "coef_n" not in " ".join(written.columns)  # trials are not a predictor
     counts = simulate.make_negative_binomial(n_samples=120, random_state=15)
     frame = pd.DataFrame(counts.X, columns=[f"x{j}" for j in range(counts.X.shape[1])])
     frame = frame.assign(y=counts.y, e=counts.exposure, **counts.covariates)
     frame.to_csv(tmp_path / "counts.csv", index=False)
-    code = main(
-        ["fit", str(tmp_path / "counts.csv"), "--target", "y", "--family", "negative_binomial"]
-        + ["--exposure", "e", "--out", str(tmp_path / "nb"), *common]
-    )
-    assert code == 0
-    args = ["predict", str(tmp_path / "nb"), str(tmp_path / "counts.csv"), "--quiet"]
-    main([*args, "--out", str(tmp_path / "rate.csv")])
-    main([*args, "--exposure", "e", "--out", str(tmp_path / "mean.csv")])
+    result = run(
+        "fit", tmp_path / "counts.csv", "--target", "y", "--family", "negative_binomial",
+        "--exposure", "e", "--out", tmp_path / "nb", *common,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    args = ["predict", tmp_path / "nb", tmp_path / "counts.csv", "--quiet"]
+    for extra, name in (([], "rate.csv"), (["--exposure", "e"], "mean.csv")):
+        result = run(*args, *extra, "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
     rate = pd.read_csv(tmp_path / "rate.csv")["prediction"]
     mean = pd.read_csv(tmp_path / "mean.csv")["prediction"]
     np.testing.assert_allclose(mean, rate * counts.exposure, rtol=1e-6)
