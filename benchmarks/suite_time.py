@@ -93,10 +93,8 @@ def _per_test(output: str) -> list[tuple[float, str]]:
 
 def _per_file(output: str) -> dict[str, float]:
     totals: collections.Counter = collections.Counter()
-    for line in output.splitlines():
-        found = re.match(r"\s*([\d.]+)s (?:call|setup|teardown)\s+(tests/[^:]+)", line)
-        if found:
-            totals[found.group(2)] += float(found.group(1))
+    for seconds, name in _per_test(output):
+        totals[name.split()[-1].split("::")[0]] += seconds
     return dict(totals.most_common())
 
 
