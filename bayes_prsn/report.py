@@ -98,6 +98,14 @@ def _fit_lines(estimator) -> list[str]:
                 else ""
             )
         )
+        check = report.get("confirmation")
+        if check is not None:
+            lines.append(
+                f"  the split favoured the population model; on {check['folds']} folds "
+                f"({check['held_out']} samples held out once) per-sample models "
+                f"{check['score']:.4g}, population {check['population']:.4g}: "
+                + ("the population model stays" if fallback else "per-sample models kept")
+            )
     return lines
 
 
