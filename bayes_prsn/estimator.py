@@ -362,10 +362,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         smoothest candidate within one standard error of the best. The
         population model wins unless per-sample models beat it by more than
         one standard error; then every sample's model is the population's
-        (``validation_scores_`` says which). From 1,000 samples on, a split
-        that favours the population model is checked on the other folds of
-        a K-fold partition first (``validation_scores_["confirmation"]``).
-        0 turns the choice off.
+        (``validation_scores_``; K folds check one split's). 0: no choice.
     step_size, max_steps, tol : float, int, float
         Adam step size, step cap and relative loss change of the stopping rule.
     progress_bar : bool, default False
