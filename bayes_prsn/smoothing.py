@@ -2,10 +2,8 @@
 
 Held-out samples are left out of the likelihood; their codes follow from
 the covariate encoder and the distance-matching potential alone, as for new
-samples, and every validation fit starts from the population GLM of its own
-training part (:meth:`_Scorer.start`), so no held-out response reaches it.
-Below :data:`CROSS_VALIDATE_BELOW` samples every sample is held out once, in
-``round(1 / validation_fraction)`` folds; above, one random
+samples. Below :data:`CROSS_VALIDATE_BELOW` samples every sample is held out
+once, in ``round(1 / validation_fraction)`` folds; above, one random
 ``validation_fraction`` is (:func:`held_out_masks`). Each candidate is
 scored by the held-out predictive loss of its family, sample by sample.
 First the noise scale is chosen from :data:`NOISE_SCALE_GRID` (the gamma
@@ -380,7 +378,6 @@ class _Scorer:
         self.problem, self.config, self.masks = problem, config, masks
         self.tried, self.losses, self.fits = [], [], []
         self.planned = 0  # validation fits planned so far (for the progress bar)
-        self._starts = {}  # each fold's start (see ``start``)
 
     def stages(self, first: list[dict], choose) -> int:
         """Score ``first``, choose among them, then the encoder's smoothness at the choice.
@@ -411,36 +408,6 @@ class _Scorer:
         order = [by_scale[scale] for scale in sorted(by_scale)]
         return order[choose([self.losses[i] for i in order])]
 
-    def start(self, fold: int) -> dict:
-        """The problem's start with the population GLM of ``fold``'s training part.
-
-        The problem's own start holds the population GLM of every sample,
-        held-out ones included: a validation fit started there began with
-        their responses in its shared offset, and kept some of them (on
-        make_null, 150 samples, per-sample models predicted the held-out
-        responses better than fresh draws of the same truth;
-        ``tests/test_smoothing.py``). The start of a learned negative
-        binomial concentration still comes from every sample (one number,
-        the fit learns it).
-        """
-        if fold not in self._starts:
-            init = dict(self.problem.init)
-            if "offset" in init:
-                train = ~self.masks[fold]
-                data = self.problem.data
-                init["offset"] = np.asarray(
-                    fit_population_glm(
-                        data["X"][train],
-                        data["y"][train],
-                        self.config.family,
-                        penalty=population_penalty(data["X"].shape[1], self.config.fit_intercept),
-                        **_rows(data, train),
-                    ),
-                    dtype=np.asarray(init["offset"]).dtype,
-                )
-            self._starts[fold] = init
-        return self._starts[fold]
-
     def score(self, candidate: dict, warm_starts=None) -> list:
         """Held-out losses of ``candidate`` and its MAP on every fold.
 
@@ -455,7 +422,7 @@ class _Scorer:
                 problem.key,
                 data,
                 dict(problem.settings, **candidate),
-                self.start(fold) if warm_starts is None else warm_starts[fold],
+                problem.init if warm_starts is None else warm_starts[fold],
                 config,
                 warn=False,
                 mask=~mask,

@@ -54,17 +54,6 @@ not available), so it has its own record of the environment,
 ``golden_redefined_environment.json``; the fits are compared bit for bit
 where that one matches.
 
-On 2026-12-06 (issue 15) every validation fit started from the population
-GLM of its own training part instead of every sample's (no held-out
-response reaches it): the outputs of the cases that choose their smoothing
-on K folds (``toy``, ``clustered``, ``classifier``) changed. Before writing
-``golden_redefined.npz`` anew on that machine (AMD EPYC, flags
-``08328ec5383d0de4``), the code before the change reproduced the stored
-references there (every output within the tolerances of ``test_golden.py``),
-and the code after it left every output of ``no_encoder``, ``minibatch``
-and ``poisson_minibatch`` the same bits (their loss histories within
-2.4e-7 relative).
-
 Bits are only reproducible on the machine and software versions that wrote
 them (XLA and BLAS pick kernels per CPU; other releases round differently),
 so ``golden_environment.json`` records those, and the bitwise comparison
