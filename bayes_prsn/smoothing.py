@@ -245,11 +245,21 @@ def held_out_masks(rng, n_samples: int, validation_fraction: float) -> list[np.n
     if validation_fraction == 0:
         return []
     if n_samples < CROSS_VALIDATE_BELOW:
-        n_folds = max(2, int(round(1.0 / validation_fraction)))
+        n_folds = _n_folds(validation_fraction)
         fold = rng.permutation(n_samples) % n_folds
         masks = [fold == k for k in range(n_folds)]
     else:
         masks = [rng.random(n_samples) < validation_fraction]
+    return _large_enough(masks)
+
+
+def _n_folds(validation_fraction: float) -> int:
+    """K of the K-fold partitions: ``round(1 / validation_fraction)``, at least 2."""
+    return max(2, int(round(1.0 / validation_fraction)))
+
+
+def _large_enough(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """``masks``, or none when a fold holds out or trains on too few samples."""
     if any(m.sum() < MIN_HELD_OUT or (~m).sum() < MIN_HELD_OUT for m in masks):
         return []
     return masks
@@ -307,7 +317,8 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     if rescue and one_standard_error([population, scorer.losses[best]]) == 0:
         best = scorer.stages(rescue, choose)
     tried, start = scorer.tried, scorer.fits[best]
-    personal, confirmed = scorer.losses[best], 0
+    # The losses the fallback is decided on: the split's, and the check's folds too.
+    personal, compared, confirmed = scorer.losses[best], population, 0
     if (
         len(masks) == 1
         and masks[0].sum() < CONFIRM_HELD_OUT_BELOW
@@ -318,13 +329,12 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         more = confirmation_masks(problem.rng, masks[0], config.validation_fraction)
         if more:
             extra = _Scorer(problem, config, more)
+            extra.planned = len(more)
             extra.score(tried[best])
             personal = np.concatenate([personal, extra.losses[0]])
-            population = np.concatenate(
-                [population, _population_losses(problem.data, more, config)]
-            )
+            compared = np.concatenate([population, _population_losses(problem.data, more, config)])
             confirmed = len(more)
-    if one_standard_error([population, personal]) == 0:
+    if one_standard_error([compared, personal]) == 0:
         # No candidate beats one model for everyone: every sample gets the
         # population's model (see ``population_sites``).
         tried = [*tried, _fallback(config)]
@@ -332,7 +342,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     report = {
         "candidates": tried,
         "scores": [float(np.mean(loss)) for loss in scorer.losses],
-        "population": float(np.mean(population[: scorer.losses[0].size])),
+        "population": float(np.mean(population)),
         "chosen": best,
         "folds": len(masks),
         "held_out": int(sum(mask.sum() for mask in masks)),
@@ -342,7 +352,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
             "folds": confirmed + 1,
             "held_out": int(personal.size),
             "score": float(np.mean(personal)),
-            "population": float(np.mean(population)),
+            "population": float(np.mean(compared)),
         }
     return _result(tried[best], start, report)
 
@@ -354,7 +364,7 @@ def confirmation_masks(rng, mask: np.ndarray, validation_fraction: float) -> lis
     folds (``K = round(1 / validation_fraction)``), so that with ``mask``
     every sample is held out once. Empty when a fold would be too small.
     """
-    n_folds = max(2, int(round(1.0 / validation_fraction)))
+    n_folds = _n_folds(validation_fraction)
     rest = np.flatnonzero(~mask)
     fold = rng.permutation(rest.size) % (n_folds - 1)
     masks = []
@@ -362,9 +372,7 @@ def confirmation_masks(rng, mask: np.ndarray, validation_fraction: float) -> lis
         held = np.zeros_like(mask)
         held[rest[fold == k]] = True
         masks.append(held)
-    if any(m.sum() < MIN_HELD_OUT or (~m).sum() < MIN_HELD_OUT for m in masks):
-        return []
-    return masks
+    return _large_enough(masks)
 
 
 class _Scorer:

@@ -44,8 +44,7 @@ def _data(generator: str, n_samples: int, seed: int):
 
     if generator == "issue3":
         return simulate.make_small_low_rank(n_samples=n_samples, random_state=seed)
-    make = simulate.GENERATORS.get(generator) or simulate.FAMILY_GENERATORS[generator]
-    return make(n_samples=n_samples, random_state=seed)
+    return simulate.GENERATORS[generator](n_samples=n_samples, random_state=seed)
 
 
 def _flat_scales(original):
@@ -77,11 +76,6 @@ def run(generator: str, n_samples: int, seed: int, states) -> dict:
     from bayes_prsn import PersonalizedRegression, evidence
 
     data = _data(generator, n_samples, seed)
-    extra = {
-        name: getattr(data, name)
-        for name in ("exposure", "trials")
-        if getattr(data, name, None) is not None
-    }
     truth = np.column_stack([data.coef, data.intercept])
     learned = evidence.mackay_scales
     rows, fits = [], []
@@ -89,7 +83,7 @@ def run(generator: str, n_samples: int, seed: int, states) -> dict:
         est = PersonalizedRegression(family=data.family, random_state=state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(data.X, data.y, data.covariates, **extra)
+            est.fit(data.X, data.y, data.covariates, **data.fit_inputs)
             fitted = np.column_stack([est.coef_, est.intercept_])
             cover, variance = _posterior(est, truth, state)
             evidence.mackay_scales = _flat_scales(learned)

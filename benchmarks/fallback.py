@@ -49,8 +49,7 @@ SPECS = (
 def _data(generator: str, n_samples: int, seed: int):
     from bayes_prsn import simulate
 
-    make = simulate.GENERATORS.get(generator) or simulate.FAMILY_GENERATORS[generator]
-    return make(n_samples=n_samples, random_state=seed)
+    return simulate.GENERATORS[generator](n_samples=n_samples, random_state=seed)
 
 
 def run(specs=SPECS) -> list[dict]:
@@ -61,18 +60,13 @@ def run(specs=SPECS) -> list[dict]:
     for generator, n_samples, seeds, states in specs:
         for seed in seeds:
             data = _data(generator, n_samples, seed)
-            extra = {
-                name: getattr(data, name)
-                for name in ("exposure", "trials")
-                if getattr(data, name, None) is not None
-            }
             truth = np.column_stack([data.coef, data.intercept])
             for state in states:
                 est = PersonalizedRegression(family=data.family, random_state=state)
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    est.fit(data.X, data.y, data.covariates, **extra)
+                    est.fit(data.X, data.y, data.covariates, **data.fit_inputs)
                 seconds = time.perf_counter() - start
                 fitted = np.column_stack([est.coef_, est.intercept_])
                 population = np.append(est.population_coef_, est.population_intercept_)
