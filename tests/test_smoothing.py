@@ -94,20 +94,12 @@ def test_null_data_still_falls_back_after_the_check(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known leak, not yet fixed: every validation fit starts from the population GLM "
-    "of every sample, held-out ones included (benchmarks/README.md, 'Held-out responses "
-    "reach the validation fits'); closing it alone made Tokyo's held-out deviance 423.7 "
-    "instead of 407.6",
-)
 def test_held_out_responses_do_not_reach_the_validation_fits(monkeypatch):
-    """Shuffling the responses of one fold's held-out samples should leave that
-    fold's held-out predictions unchanged. Today they move (by up to 4.0 on
-    make_null(150), seed 45), because the validation fits start from the
-    population GLM of every sample; starting each from its own training part's
-    GLM makes them identical to the bit. Strict: when the leak is closed this
-    test passes and the marker must go."""
+    """Shuffling the responses of one fold's held-out samples leaves that fold's
+    held-out predictions unchanged to the bit: every validation fit starts from
+    its own training part's population GLM. When they started from the GLM of
+    every sample, held-out ones included, the predictions moved (by up to 4.0
+    on make_null(150), seed 45)."""
     import bayes_prsn.smoothing as smoothing
 
     calls = []
