@@ -92,8 +92,9 @@ def _fit_lines(estimator) -> list[str]:
             f"held-out fit (samples left out of the fit; {measure}):\n  per-sample models "
             f"{score:.4g}, one population model {report['population']:.4g}"
             + (
-                "; per-sample models did not beat the population model by more than one "
-                "standard error, so every sample's model is the population's"
+                "; per-sample models did not beat the population model"
+                + (" by more than one standard error" if report.get("margin", 1.0) else "")
+                + ", so every sample's model is the population's"
                 if fallback
                 else ""
             )

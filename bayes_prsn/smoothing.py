@@ -365,6 +365,8 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         "chosen": best,
         "folds": len(masks),
         "held_out": int(sum(mask.sum() for mask in masks)),
+        # Standard errors the per-sample models had to beat the population by.
+        "margin": margin,
     }
     if confirmed:
         report["confirmation"] = {

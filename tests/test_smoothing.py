@@ -91,6 +91,10 @@ def test_null_data_still_falls_back_after_the_check(tmp_path):
     from bayes_prsn.report import summary_text
 
     assert "the population model stays" in summary_text(loaded)
+    assert report["margin"] == 1.0
+    assert "did not beat the population model by more than one standard error" in (
+        summary_text(loaded)
+    )
 
 
 @pytest.mark.slow
@@ -313,4 +317,5 @@ def test_a_narrower_psi_candidate_only_has_to_beat_the_population(monkeypatch):
     assert est.prior_scale_ in smoothing.PRIOR_SCALE_GRID[1:]
     (final, multiple) = calls[-1]
     assert multiple == smoothing.RESCUED_MARGIN == 0.0
+    assert est.validation_scores_["margin"] == 0.0
     assert rule(final, 1.0) == 0  # one standard error would have chosen the population
