@@ -360,9 +360,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Below 1,000 samples every sample is held out once, in
         ``round(1 / validation_fraction)`` folds, and each choice takes the
         smoothest candidate within one standard error of the best. The
-        population model wins unless per-sample models beat it by one standard
-        error (a narrower psi's: at all); then every sample's model is the
-        population's (``validation_scores_``; K folds check one split's). 0: no choice.
+        population model wins unless per-sample models beat it by more than one
+        standard error (a narrower psi's: at all); then every sample's model is
+        the population's (``validation_scores_``; K folds check one split's). 0: off.
     step_size, max_steps, tol : float, int, float
         Adam step size, step cap and relative loss change of the stopping rule.
     progress_bar : bool, default False

@@ -329,7 +329,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     # against 0.85 at 90%).
     choose = one_standard_error if len(masks) > 1 else _best
     best = scorer.stages(first, choose)
-    population = _population_losses(problem.data, masks, config)
+    population = scorer.population_losses()
     # How many standard errors the per-sample models must win by (see RESCUED_MARGIN).
     margin = 1.0
     if rescue and one_standard_error([population, scorer.losses[best]]) == 0:
@@ -351,7 +351,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
             extra.planned = len(more)
             extra.score(tried[best])
             personal = np.concatenate([personal, extra.losses[0]])
-            compared = np.concatenate([population, _population_losses(problem.data, more, config)])
+            compared = np.concatenate([population, extra.population_losses()])
             confirmed = len(more)
     if one_standard_error([compared, personal], margin) == 0:
         # No candidate beats one model for everyone: every sample gets the
@@ -407,6 +407,9 @@ class _Scorer:
         self.problem, self.config, self.masks = problem, config, masks
         self.tried, self.losses, self.fits = [], [], []
         self.planned = 0  # validation fits planned so far (for the progress bar)
+        # The population GLM of each fold's training part: the validation fits'
+        # start (see ``start``) and the model they are compared with.
+        self.glms = _population_glms(problem.data, masks, config)
         self._starts = {}  # each fold's start (see ``start``)
 
     def stages(self, first: list[dict], choose) -> int:
@@ -453,20 +456,21 @@ class _Scorer:
         if fold not in self._starts:
             init = dict(self.problem.init)
             if "offset" in init:
-                train = ~self.masks[fold]
-                data = self.problem.data
-                init["offset"] = np.asarray(
-                    fit_population_glm(
-                        data["X"][train],
-                        data["y"][train],
-                        self.config.family,
-                        penalty=population_penalty(data["X"].shape[1], self.config.fit_intercept),
-                        **_rows(data, train),
-                    ),
-                    dtype=np.asarray(init["offset"]).dtype,
-                )
+                dtype = np.asarray(init["offset"]).dtype
+                init["offset"] = np.asarray(self.glms[fold], dtype=dtype)
             self._starts[fold] = init
         return self._starts[fold]
+
+    def population_losses(self) -> np.ndarray:
+        """Held-out losses of the population GLM of every fold (folds joined)."""
+        data = self.problem.data
+        pointwise = family(self.config.family).pointwise_loss
+        return np.concatenate(
+            [
+                held_out_loss(pointwise, data, data["X"][mask] @ coef, mask)
+                for mask, coef in zip(self.masks, self.glms, strict=True)
+            ]
+        )
 
     def score(self, candidate: dict, warm_starts=None) -> list:
         """Held-out losses of ``candidate`` and its MAP on every fold.
@@ -506,19 +510,14 @@ class _Scorer:
         return starts
 
 
-def _population_losses(data: dict, masks, config: FitConfig) -> np.ndarray:
-    """Held-out losses of the population GLM fitted on each fold's training part."""
+def _population_glms(data: dict, masks, config: FitConfig) -> list[np.ndarray]:
+    """The population GLM fitted on each fold's training part."""
     X, y = data["X"], data["y"]
     penalty = population_penalty(X.shape[1], config.fit_intercept)
-    pointwise = family(config.family).pointwise_loss
-    losses = []
-    for mask in masks:
-        train = ~mask
-        coef = fit_population_glm(
-            X[train], y[train], config.family, penalty=penalty, **_rows(data, train)
-        )
-        losses.append(held_out_loss(pointwise, data, X[mask] @ coef, mask))
-    return np.concatenate(losses)
+    return [
+        fit_population_glm(X[~mask], y[~mask], config.family, penalty=penalty, **_rows(data, ~mask))
+        for mask in masks
+    ]
 
 
 def _rows(data: dict, rows) -> dict:
