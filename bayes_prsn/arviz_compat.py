@@ -18,6 +18,8 @@ __all__ = [
     "arviz",
     "is_arviz_1",
     "from_dict",
+    "concat_chains",
+    "update_attrs",
     "group",
     "group_names",
     "to_netcdf",
@@ -72,6 +74,48 @@ def group(data, name: str):
     if is_arviz_1():
         return data[name].to_dataset()
     return getattr(data, name)
+
+
+def concat_chains(datas: list):
+    """ArviZ data whose groups with a ``chain`` dimension join those of ``datas`` along it.
+
+    The chains are renumbered 0, 1, ...; every other coordinate (the samples'
+    labels, say) is the first's, and the dimensions must have the same sizes.
+    The groups without chains (observed and constant data) and the
+    attributes are the first's.
+    """
+    import xarray as xr
+
+    first = datas[0]
+    groups = {}
+    for name in group_names(first):
+        parts = [group(data, name) for data in datas]
+        if "chain" in parts[0].dims:
+            labels = {
+                dim: parts[0][dim].values
+                for dim in parts[0].dims
+                if dim not in ("chain", "draw") and dim in parts[0].coords
+            }
+            parts = [part.assign_coords(labels) for part in parts]
+            joined = xr.concat(parts, dim="chain", combine_attrs="override", join="exact")
+            parts[0] = joined.assign_coords(chain=np.arange(joined.sizes["chain"]))
+        groups[name] = parts[0]
+    if is_arviz_1():
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs = dict(first.attrs)
+        return tree
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return arviz().InferenceData(**groups)
+
+
+def update_attrs(data, attrs: dict) -> None:
+    """Add ``attrs`` to the posterior group's attributes (and the root's on ArviZ 1.x)."""
+    if is_arviz_1():
+        data["posterior"].attrs.update(attrs)
+        data.attrs.update(attrs)
+    else:
+        data.posterior.attrs.update(attrs)
 
 
 def to_netcdf(data, path) -> None:

@@ -286,6 +286,8 @@ def run_fit(args, frame=None) -> int:
 
 def fit_and_write(args, frame=None):
     """``bayes-prsn fit``: fit, optionally sample, write every output; returns the estimator."""
+    if getattr(args, "refits", 0) and not args.posterior:
+        raise CommandError("--refits pools posteriors: add --posterior nuts|laplace|vi.")
     output = _Output(args.out, folder=True)
     if frame is None:
         frame = read_table(args.data, index_col=args.index_col)
@@ -310,13 +312,14 @@ def fit_and_write(args, frame=None):
         )
         seconds = time.perf_counter() - start
         if args.posterior:
-            _say(args, f"sampling the posterior ({args.posterior})")
+            pooled = f", pooled with {args.refits} refits" if args.refits else ""
+            _say(args, f"sampling the posterior ({args.posterior}{pooled})")
             options = {"random_state": args.random_state}
             if args.num_samples is not None:
                 options["num_samples"] = args.num_samples
             if args.posterior == "nuts":
                 options.update(num_warmup=args.num_warmup, num_chains=args.num_chains)
-            estimator.sample_posterior(args.posterior, **options)
+            estimator.sample_posterior(args.posterior, refits=args.refits, **options)
     _report_warnings(caught)
     with output as out:
         summary = _write_fit(estimator, out, args, seconds)
@@ -563,6 +566,14 @@ def _add_model_options(parser) -> None:
         type=_integer(1),
         default=POSTERIOR_DEFAULTS["num_chains"],
         help="NUTS chains (default: %(default)s)",
+    )
+    posterior.add_argument(
+        "--refits",
+        type=_integer(0),
+        default=0,
+        help="pool the posterior with that of this many refits with other random states "
+        "(wider, better calibrated intervals from 1,000 samples on; each costs a fit; "
+        "default: %(default)s)",
     )
     posterior.add_argument(
         "--prob",

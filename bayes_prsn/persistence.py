@@ -17,8 +17,12 @@ A saved model is one ZIP archive holding
   arrays: ``_posterior_embedding`` (the codes, without the encoder) or, from
   format version 2 on, ``_posterior_shared.<site>`` and
   ``_posterior_centre.<site>`` (the shared parts' draws and their centre),
-  ``_posterior_input_scales`` and, where drawn, ``_posterior_noise_draws``.
-  Files of version 1 load unchanged.
+  ``_posterior_input_scales`` and, where drawn, ``_posterior_noise_draws``;
+  from version 3 on, a posterior pooled over refits
+  (``sample_posterior(refits=...)``) is marked by ``posterior_fits_`` in the
+  metadata and keeps only its noise draws among the arrays (its
+  predictions come from its ArviZ data). Files of versions 1 and 2 load
+  unchanged.
 
 The archive is written to a temporary file beside the target and renamed
 into place, so an interrupted save never leaves a half-written model. On
@@ -64,8 +68,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "save", "load"]
 #: Name stored in every saved model.
 FORMAT = "bayes_prsn-model"
 #: Version of the layout written here; files with a larger version are refused
-#: (2: the posterior's draws of the shared parts; 1 files load).
-FORMAT_VERSION = 2
+#: (2: the posterior's draws of the shared parts; 3: a posterior pooled over
+#: refits, ``posterior_fits_``; files of versions 1 and 2 load).
+FORMAT_VERSION = 3
 
 #: The estimator classes a saved model may hold.
 ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
@@ -74,6 +79,8 @@ _TRAIN_DATA = ("X", "pairs", "pair_distances", "pair_weights", "y")
 _CHECKED_ONLY = ("coef_", "intercept_", "dictionary_")
 _ENCODER = ("names_in_", "numeric_names_", "categorical_names_", "centers_", "scales_", "levels_")
 _MAX_MEMBER_BYTES = 2**34
+#: A refit's MAP fields stored besides its encoder weights (pooled posteriors).
+_REFIT_PARAMS = ("dictionary", "offset", "embedding", "covariate_weights")
 
 
 class ModelFileError(ValueError):
@@ -201,15 +208,35 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
 
 
 def _posterior_arrays(posterior) -> dict:
-    """The draws behind a posterior's predictions: the codes (format 1) or the shared parts (2)."""
-    if posterior.code_draws is not None:
-        return {"_posterior_embedding": posterior.code_draws}
-    arrays = {"_posterior_input_scales": posterior.input_scales}
-    for site, value in posterior.shared_draws.items():
-        arrays[f"_posterior_shared.{site}"] = value
-        arrays[f"_posterior_centre.{site}"] = np.asarray(posterior.shared_centre[site])
+    """The draws behind a posterior's predictions: the codes (format 1) or the shared parts (2).
+
+    A posterior pooled over refits (format 3) adds each refit's MAP and draws
+    under ``_refit<i>.`` (:func:`_refit_arrays`).
+    """
+    arrays = _draw_arrays(posterior)
     if posterior.noise_draws is not None:
         arrays["_posterior_noise_draws"] = posterior.noise_draws
+    for index, (params, refit) in enumerate(posterior.refits, start=1):
+        arrays.update(_refit_arrays(f"_refit{index}.", params, refit))
+    return arrays
+
+
+def _draw_arrays(posterior, prefix: str = "") -> dict:
+    if posterior.code_draws is not None:
+        return {f"{prefix}_posterior_embedding": posterior.code_draws}
+    arrays = {f"{prefix}_posterior_input_scales": posterior.input_scales}
+    for site, value in posterior.shared_draws.items():
+        arrays[f"{prefix}_posterior_shared.{site}"] = value
+        arrays[f"{prefix}_posterior_centre.{site}"] = np.asarray(posterior.shared_centre[site])
+    return arrays
+
+
+def _refit_arrays(prefix: str, params: MapParams, refit) -> dict:
+    """A refit's MAP (``<prefix>params.<field>``) and its draws (``<prefix>_posterior...``)."""
+    arrays = {f"{prefix}params.{name}": np.asarray(getattr(params, name)) for name in _REFIT_PARAMS}
+    for site, value in zip(ENCODER_SITES, params.encoder_weights or (), strict=False):
+        arrays[f"{prefix}params.{site}"] = value
+    arrays.update(_draw_arrays(refit, prefix))
     return arrays
 
 
@@ -225,6 +252,8 @@ def _state_values(state: FittedState, published: dict, posterior) -> dict:
             posterior_diagnostics_=posterior.diagnostics,
             posterior_scales_=posterior.scales,
         )
+        if posterior.fits > 1:
+            values["posterior_fits_"] = posterior.fits
     if state.feature_names_in is not None:
         values["feature_names_in_"] = state.feature_names_in
     return {name: _plain(value) for name, value in values.items()}
@@ -506,11 +535,10 @@ def _read_state(metadata: dict, members: dict, path) -> FittedState:
 def _read_posterior(values: dict, members: dict, path) -> PosteriorState | None:
     if "posterior.nc" not in members:
         return None
-    sites = [
-        name[len("arrays/_posterior_shared.") : -len(".npy")]
-        for name in members
-        if name.startswith("arrays/_posterior_shared.")
-    ]
+    sites = [name for name in members if name.startswith("arrays/_posterior_shared.")]
+    fits = values.get("posterior_fits_", 1)
+    if not isinstance(fits, int) or isinstance(fits, bool) or fits < 1:
+        _fail(path, f"its posterior_fits_ is {fits!r}, not a whole number >= 1.")
     if "arrays/_posterior_embedding.npy" not in members and not sites:
         _fail(path, "it holds a posterior without its draws.")
     with tempfile.TemporaryDirectory() as folder:
@@ -526,23 +554,43 @@ def _read_posterior(values: dict, members: dict, path) -> PosteriorState | None:
         values.get("posterior_gamma_"),
         values.get("posterior_diagnostics_"),
     )
-    if not sites:
-        return PosteriorState(idata, _array(members, "_posterior_embedding", path), *common)
     noise = (
         _array(members, "_posterior_noise_draws", path)
         if "arrays/_posterior_noise_draws.npy" in members
         else None
     )
-    return PosteriorState(
-        idata,
-        None,
-        *common,
-        shared_draws={site: _array(members, f"_posterior_shared.{site}", path) for site in sites},
-        shared_centre={site: _array(members, f"_posterior_centre.{site}", path) for site in sites},
-        noise_draws=noise,
-        input_scales=_array(members, "_posterior_input_scales", path),
-        scales=values.get("posterior_scales_"),
-    )
+    refits = tuple(_read_refit(members, f"_refit{i}.", path) for i in range(1, fits))
+    draws = {"code_draws": None, **_read_draws(members, "", path)}
+    if draws["code_draws"] is None:
+        draws["scales"] = values.get("posterior_scales_")
+    code_draws = draws.pop("code_draws")
+    return PosteriorState(idata, code_draws, *common, noise_draws=noise, refits=refits, **draws)
+
+
+def _read_draws(members: dict, prefix: str, path) -> dict:
+    """One fit's draws (``PosteriorState`` fields) stored under ``prefix``."""
+    start = f"arrays/{prefix}_posterior_shared."
+    sites = [name[len(start) : -len(".npy")] for name in members if name.startswith(start)]
+    if not sites:
+        return {"code_draws": _array(members, f"{prefix}_posterior_embedding", path)}
+    return {
+        "shared_draws": {s: _array(members, f"{prefix}_posterior_shared.{s}", path) for s in sites},
+        "shared_centre": {
+            s: _array(members, f"{prefix}_posterior_centre.{s}", path) for s in sites
+        },
+        "input_scales": _array(members, f"{prefix}_posterior_input_scales", path),
+    }
+
+
+def _read_refit(members: dict, prefix: str, path) -> tuple:
+    """A refit's ``(MapParams, PosteriorState)`` of a pooled posterior (format 3)."""
+    fields = {name: _array(members, f"{prefix}params.{name}", path) for name in _REFIT_PARAMS}
+    encoder = None
+    if f"arrays/{prefix}params.{ENCODER_SITES[0]}.npy" in members:
+        encoder = tuple(_array(members, f"{prefix}params.{site}", path) for site in ENCODER_SITES)
+    draws = {"code_draws": None, **_read_draws(members, prefix, path)}
+    refit = PosteriorState(None, draws.pop("code_draws"), None, None, None, {}, **draws)
+    return MapParams(encoder_weights=encoder, **fields), refit
 
 
 def _check_consistent(state: FittedState, published: dict, p: int, path) -> None:

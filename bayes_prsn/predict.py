@@ -24,6 +24,7 @@ posterior draw of the codes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -276,7 +277,15 @@ def _solver(prior: str, n_steps: int, step_size: float, epsilon: float):
 
 
 def predictive_draws(
-    state, posterior, X, encoded, *, n_neighbors, noise: bool, seed, eta_offset=0.0
+    state,
+    posterior,
+    X,
+    encoded,
+    *,
+    n_neighbors,
+    noise: bool,
+    seed,
+    eta_offset=0.0,
 ):
     """Posterior draws (draws, n_new) of new samples' mean response (or response).
 
@@ -285,18 +294,24 @@ def predictive_draws(
     :math:`\bar\theta + Q^\top (g(u_*) + \bar r_*)`, with :math:`\bar r_*`
     its neighbours' pooled residual (:func:`pooled_residuals`). With code
     draws (no encoder) they are the mean of its nearest training samples'
-    coefficients in that draw. ``noise`` adds the observation noise (the
+    coefficients in that draw. A posterior pooled over refits
+    (:mod:`bayes_prsn.pooling`) gives each fit's draws in turn, this fit's
+    first, as its ArviZ data order them. ``noise`` adds the observation noise (the
     drawn noise scale where it was sampled; the family's ``df`` or
     ``concentration`` at the MAP; the binomial family, whose new samples
     have no number of trials, gives the probability of success either
     way). ``eta_offset`` is the new samples' log exposure. Rows are
     processed in blocks so that no intermediate exceeds about 32 MB.
     """
-    if posterior.shared_draws is not None:
-        eta = _shared_eta(state, posterior, X, encoded, np.random.default_rng(seed))
-    else:
-        eta = _code_eta(state, posterior, X, encoded, n_neighbors)
-    eta = eta + eta_offset
+    rng = np.random.default_rng(seed)
+    eta = [_draws_eta(state, posterior, X, encoded, n_neighbors, rng)]
+    for params, refit in posterior.refits:
+        # A refit's MAP on the same training data (bayes_prsn.pooling).
+        fit = dataclasses.replace(
+            state, params=params, neighbours=neighbour_tree(state.encoded, params.covariate_weights)
+        )
+        eta.append(_draws_eta(fit, refit, X, encoded, n_neighbors, rng))
+    eta = np.concatenate(eta) + eta_offset
     likelihood = family(state.family)
     if not noise or state.family == "binomial":
         return likelihood.mean(eta)
@@ -332,6 +347,13 @@ def _shared_eta(state, posterior, X, encoded, rng) -> np.ndarray:
         coef = coef.reshape(*theta.shape[:2], -1)
         eta[:, rows] = np.sum(X[rows] * coef, axis=-1) + intercept.reshape(theta.shape[:2])
     return eta
+
+
+def _draws_eta(state, posterior, X, encoded, n_neighbors, rng) -> np.ndarray:
+    """Linear predictors (draws, n_new) of one fit's draws."""
+    if posterior.shared_draws is not None:
+        return _shared_eta(state, posterior, X, encoded, rng)
+    return _code_eta(state, posterior, X, encoded, n_neighbors)
 
 
 def _code_eta(state, posterior, X, encoded, n_neighbors) -> np.ndarray:

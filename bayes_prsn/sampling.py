@@ -89,8 +89,8 @@ def _check_memory(state: FittedState, total_draws: int, max_memory_gb) -> None:
         raise MemoryError(
             f"sample_posterior would need about {need:.2f} GB for {total_draws} draws of "
             f"{state.n_samples} samples' models, more than the limit of "
-            f"{limit:.2f} GB. Draw fewer (num_samples, num_chains), keep every k-th NUTS "
-            "draw (thinning=k), use method='vi' or 'laplace' with fewer draws, or raise "
+            f"{limit:.2f} GB. Draw fewer (num_samples, num_chains, refits), keep every k-th "
+            "NUTS draw (thinning=k), use method='vi' or 'laplace' with fewer draws, or raise "
             "max_memory_gb."
         )
 
@@ -137,14 +137,19 @@ def sample_posterior(
     thinning: int,
     max_memory_gb: float | None,
     options: dict,
+    fits: int = 1,
 ) -> PosteriorState:
-    """Run the back-end ``method`` on the fitted model's target (see the module docstring)."""
+    """Run the back-end ``method`` on the fitted model's target (see the module docstring).
+
+    ``fits``: the number of fits whose draws will be pooled (the memory
+    check counts all of them, before any is drawn).
+    """
     import jax
 
     if method not in BACKENDS:
         raise ValueError(f"method must be one of {posterior.METHODS}; got {method!r}.")
     num_samples, total_draws = _draw_counts(method, num_samples, num_warmup, num_chains, thinning)
-    _check_memory(state, total_draws, max_memory_gb)
+    _check_memory(state, total_draws * fits, max_memory_gb)
     key = jax.random.PRNGKey(int(random_state))
     static = {"progress_bar": progress_bar}
     if method == "nuts":

@@ -157,7 +157,12 @@ class PosteriorState:
     likelihood, or the fixed one of the code target, whose ``gamma`` was
     fixed too (None for the shared target); ``noise_draws`` its draws where
     NUTS sampled it. ``scales`` are the learned prior precisions and the
-    effective number of parameters (:mod:`bayes_prsn.evidence`).
+    effective number of parameters (:mod:`bayes_prsn.evidence`). ``refits``:
+    for a posterior pooled over refits (``sample_posterior(refits=...)``,
+    :mod:`bayes_prsn.pooling`), each refit's ``(MapParams, PosteriorState)``
+    (its MAP and its draws, without ArviZ data); ``idata`` and
+    ``noise_draws`` then hold every fit's draws, this fit's first, and the
+    draws above are this fit's.
     """
 
     idata: object
@@ -171,6 +176,12 @@ class PosteriorState:
     noise_draws: np.ndarray | None = None
     input_scales: np.ndarray | None = None
     scales: dict | None = None
+    refits: tuple = ()
+
+    @property
+    def fits(self) -> int:
+        """The number of fits whose draws are pooled (1 without refits)."""
+        return 1 + len(self.refits)
 
 
 def fitted_state(estimator) -> FittedState:

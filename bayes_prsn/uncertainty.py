@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .defaults import POSTERIOR_DEFAULTS
+from .pooling import check_refits, pooled_posterior
 from .predict import predictive_draws
 from .state import (
     PosteriorState,
@@ -41,6 +42,7 @@ class UncertaintyMixin:
         progress_bar: bool | None = None,
         thinning: int = POSTERIOR_DEFAULTS["thinning"],
         max_memory_gb: float | None = None,
+        refits: int = 0,
         **options,
     ):
         r"""Draw from the posterior of every sample's model; sets and returns ``idata_``.
@@ -87,7 +89,22 @@ class UncertaintyMixin:
         max_memory_gb : float or None
             Refuse to start when the draws and their ArviZ conversion would
             need more memory than this (estimated before sampling; default
-            half of the machine's memory, see :data:`MEMORY_FRACTION`).
+            half of the machine's memory, see :data:`MEMORY_FRACTION`; with
+            ``refits``, for the draws of every fit).
+        refits : int, default 0
+            Fit the same data this many more times, with other random states
+            (the held-out split that chooses the smoothing, the start, the
+            random pairs), draw each fit's posterior with the same method and
+            settings, and pool the draws in equal shares
+            (:mod:`bayes_prsn.pooling`). One fit's posterior does not see how
+            much ``coef_`` depends on those choices, a large share of the
+            error from 1,000 samples on; the pooled intervals include it.
+            Costs ``refits`` more fits and back-end runs. ``coef_`` stays this
+            fit's; the pooled posterior mean averages the fits. The pooled
+            ArviZ data hold every fit's chains, this fit's first;
+            ``posterior_diagnostics_`` holds each fit's report (``per_fit``).
+            Posterior predictions for new samples then average their
+            nearest training samples' coefficient draws.
         **options
             Passed to the back-end (:func:`bayes_prsn.posterior.run_nuts`,
             ``run_laplace`` or ``run_vi``), e.g. ``target_accept_prob``,
@@ -121,6 +138,8 @@ class UncertaintyMixin:
             method = method.lower()  # "NUTS" and "Laplace" are the same methods
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
+        refits = check_refits(refits)
+        progress_bar = bool(self.progress_bar) if progress_bar is None else progress_bar
         posterior = sample_posterior(
             state,
             method,
@@ -128,11 +147,28 @@ class UncertaintyMixin:
             num_samples=num_samples,
             num_chains=num_chains,
             random_state=int(random_state),
-            progress_bar=bool(self.progress_bar) if progress_bar is None else progress_bar,
+            progress_bar=progress_bar,
             thinning=thinning,
             max_memory_gb=max_memory_gb,
             options=options,
+            fits=refits + 1,
         )
+        if refits:
+            posterior = pooled_posterior(
+                self,
+                state,
+                posterior,
+                refits=refits,
+                random_state=int(random_state),
+                method=method,
+                num_warmup=num_warmup,
+                num_samples=num_samples,
+                num_chains=num_chains,
+                progress_bar=progress_bar,
+                thinning=thinning,
+                max_memory_gb=max_memory_gb,
+                **options,
+            )
         self._publish_posterior(posterior)
         return posterior.idata
 

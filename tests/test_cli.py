@@ -144,6 +144,31 @@ def test_fit_with_posterior_then_predict(demo, tmp_path):
     np.testing.assert_allclose(table["prediction"], expected, rtol=1e-12)
 
 
+def test_fit_with_a_pooled_posterior_then_predict(demo, tmp_path):
+    """--refits pools the posterior of refits; the saved model predicts with every fit's draws."""
+    data = demo[0] / "data.csv"
+    out = tmp_path / "fit"
+    result = run(
+        "fit", data, "--target", "y", "--covariates", "u0,u1,u2,noise0",
+        "--posterior", "laplace", "--num-samples", 50, "--refits", 1, "--max-steps", 600,
+        "--random-state", 0, "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sampling the posterior (laplace, pooled with 1 refits)" in result.stderr
+    from bayes_prsn import arviz_compat
+
+    idata = arviz_compat.from_netcdf(out / "posterior.nc")
+    assert arviz_compat.group(idata, "posterior")["coef"].shape[:2] == (2, 50)
+    frame = pd.read_csv(data, index_col=0).iloc[:5]
+    new = tmp_path / "new.csv"
+    frame.drop(columns="y").to_csv(new)
+    predictions = tmp_path / "predictions.csv"
+    result = run("predict", out, new, "--out", predictions, "--interval", "--quiet")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(predictions, index_col=0)
+    assert (table["prediction_lower90"] < table["prediction_upper90"]).all()
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -153,6 +178,7 @@ def test_fit_with_posterior_then_predict(demo, tmp_path):
         ("non-numeric predictor", r"predictor column\(s\) \['x1'\] are not numeric"),
         ("no rows", "has a header but no rows"),
         ("bad model", "cannot load a bayes_prsn model"),
+        ("refits without posterior", r"--refits pools posteriors: add --posterior"),
     ],
 )
 def test_errors_a_shell_user_understands(tmp_path, case, message):
@@ -176,6 +202,9 @@ def test_errors_a_shell_user_understands(tmp_path, case, message):
         good.to_csv(path, index=False)
         # From the console script: a whole process prints this one line and nothing else.
         result = run_script("predict", tmp_path / "fit", path, "--out", tmp_path / "p.csv")
+    elif case == "refits without posterior":
+        good.to_csv(path, index=False)
+        result = run("fit", path, "--target", "y", "--refits", 2, "--out", tmp_path)
     else:
         result = run("fit", path, "--target", "y", "--covariates", covariates, "--out", tmp_path)
     assert result.returncode == 1

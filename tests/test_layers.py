@@ -24,7 +24,7 @@ LAYERS = [
     ["__init__"],
     ["estimator"],
     ["uncertainty", "persistence", "report"],
-    ["sampling", "smoothing", "analysis", "plots"],
+    ["sampling", "smoothing", "analysis", "plots", "pooling"],
     ["shared_posterior"],
     ["fitting", "posterior", "evidence", "problem", "inference_data", "figures", "repeats"],
     ["inputs", "svi", "diagnostics", "arviz_compat", "state"],

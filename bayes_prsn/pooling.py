@@ -1,0 +1,161 @@
+r"""Posteriors pooled over refits: the share of the error one fit's posterior cannot see.
+
+A fit's posterior is local to its MAP. The held-out split that chose the
+smoothing, the start of the optimisation and the random pairs of distance
+matching are fixed by ``random_state``, and the MAP depends on them: from
+1,000 samples on, ``coef_`` varies between fits of the same data that
+differ only in ``random_state`` by 0.4 to 0.65 of the posterior variance
+(``benchmarks/README.md``, "error_budget.py"), and the intervals of one fit
+cover less than they say by about that much.
+
+``sample_posterior(refits=k)`` (:func:`pooled_posterior`) fits the same
+data ``k`` more times with other random states (:func:`refit_seeds`), draws
+each fit's posterior with the same back-end and settings, and pools the
+draws in equal shares: a mixture of the fits' posteriors (Wilson and
+Izmailov 2020, "Bayesian deep learning and a probabilistic perspective of
+generalization", MultiSWAG; Eschenhagen et al. 2021, "Mixtures of Laplace
+approximations for improved post-hoc uncertainty in deep learning"). Each
+fit's chains become chains of the pooled ArviZ data, the estimator's own
+fit first, so its draws are those of ``refits=0`` with the same
+``random_state``. ``coef_`` stays the estimator's own fit; the pooled
+posterior's mean averages the fits and is usually the more accurate.
+
+The convergence diagnostics are each fit's (the chains of different fits
+sample different targets, so R-hat across them measures the fits'
+disagreement, not the sampler's). Each refit's MAP and draws are kept
+(:attr:`~bayes_prsn.state.PosteriorState.refits`), so that posterior
+predictions for new samples draw from every fit's posterior in the same
+shares (:func:`bayes_prsn.predict.predictive_draws`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import arviz_compat
+from .state import FittedState, PosteriorState
+
+__all__ = ["check_refits", "pooled_posterior", "refit", "refit_seeds"]
+
+
+def check_refits(refits) -> int:
+    """``refits`` as an int; a clear error unless it is a whole number >= 0."""
+    if isinstance(refits, bool) or not isinstance(refits, int | np.integer) or refits < 0:
+        raise ValueError(
+            f"refits must be a whole number >= 0 (the fits pooled besides this one); "
+            f"got {refits!r}."
+        )
+    return int(refits)
+
+
+def refit_seeds(random_state: int, refits: int) -> list[int]:
+    """The ``random_state`` of each refit, derived from the sampler's ``random_state``."""
+    sequence = np.random.SeedSequence([int(random_state), 7919])
+    return [int(value) for value in sequence.generate_state(refits) % (2**31 - 1)]
+
+
+def refit(estimator, state: FittedState, random_state: int):
+    """A fit of ``state``'s training data by a copy of ``estimator`` with ``random_state``.
+
+    The data are the fitted samples as ``state`` holds them (predictors,
+    response, covariates, exposure, trials and weights), in the same order,
+    so the refit's samples are the estimator's sample for sample.
+    """
+    from sklearn.base import clone
+
+    twin = clone(estimator).set_params(random_state=int(random_state), covariate_columns=None)
+    data = state.data
+    twin.fit(
+        state.X,
+        state.y,
+        state.covariates_frame,
+        exposure=np.exp(data["eta_offset"]) if "eta_offset" in data else None,
+        trials=data.get("trials"),
+        sample_weight=data.get("sample_weight"),
+    )
+    fitted = twin.fit_state_
+    if fitted.n_samples != state.n_samples or not np.array_equal(fitted.X, state.X):
+        raise RuntimeError(
+            "a refit's samples do not match the estimator's; please report this as a bug."
+        )
+    return twin
+
+
+def pooled_posterior(
+    estimator, state: FittedState, own: PosteriorState, *, refits: int, random_state: int, **sample
+) -> PosteriorState:
+    """``own`` (the estimator's posterior) pooled with those of ``refits`` refits.
+
+    ``sample`` holds ``sample_posterior``'s arguments (method, draw counts,
+    options), given to every refit's ``sample_posterior`` with a seed of its own.
+    """
+    posteriors, params = [own], []
+    seeds = refit_seeds(random_state, refits)
+    for index, seed in enumerate(seeds):
+        twin = refit(estimator, state, seed)
+        twin.sample_posterior(random_state=seed + index + 1, **sample)
+        posteriors.append(twin.posterior_state_)
+        params.append(twin.fit_state_.params)
+    return pool(posteriors, params, seeds)
+
+
+def _noise_draws(posterior: PosteriorState) -> np.ndarray | None:
+    """Each draw's noise scale (chain, draw) in the units of ``y``; None without one."""
+    if posterior.noise_draws is not None:
+        return np.asarray(posterior.noise_draws, dtype=float)
+    if posterior.noise_scale is None:
+        return None
+    shape = tuple(arviz_compat.group(posterior.idata, "posterior")["coef"].shape[:2])
+    return np.full(shape, float(posterior.noise_scale))
+
+
+def _diagnostics(posteriors: list[PosteriorState]) -> dict:
+    """The pooled report: each fit's, with the worst of them and the totals on top."""
+    reports = [dict(p.diagnostics) for p in posteriors]
+    pooled = {
+        "method": reports[0]["method"],
+        "seconds": float(sum(r.get("seconds", 0.0) for r in reports)),
+        "num_draws": int(sum(r.get("num_draws", 0) for r in reports)),
+        "fits": len(reports),
+    }
+    if "max_rhat" in reports[0]:
+        pooled.update(
+            max_rhat=float(np.nanmax([r["max_rhat"] for r in reports])),
+            min_ess_bulk=float(np.nanmin([r["min_ess_bulk"] for r in reports])),
+            min_ess_tail=float(np.nanmin([r["min_ess_tail"] for r in reports])),
+            divergences=int(sum(r["divergences"] for r in reports)),
+            converged=all(r.get("converged", True) for r in reports),
+        )
+    pooled["per_fit"] = reports
+    return pooled
+
+
+def pool(posteriors: list[PosteriorState], params: list, seeds: list[int]) -> PosteriorState:
+    """The mixture of ``posteriors`` (the estimator's first) in equal shares.
+
+    ``params`` holds the refits' MAPs (:class:`~bayes_prsn.state.MapParams`), in
+    the order of ``posteriors[1:]``.
+    """
+    own = posteriors[0]
+    idata = arviz_compat.concat_chains([p.idata for p in posteriors])
+    arviz_compat.update_attrs(
+        idata, {"posterior_fits": len(posteriors), "refit_random_states": list(seeds)}
+    )
+    noise = [_noise_draws(p) for p in posteriors]
+    scales = dict(own.scales or {})
+    scales["refits"] = [p.scales for p in posteriors[1:]]
+    # The refits' draws without their ArviZ data (the pooled data hold them).
+    refits = tuple(
+        (fit, dataclasses.replace(p, idata=None, noise_draws=None))
+        for fit, p in zip(params, posteriors[1:], strict=True)
+    )
+    return dataclasses.replace(
+        own,
+        idata=idata,
+        diagnostics=_diagnostics(posteriors),
+        noise_draws=None if noise[0] is None else np.concatenate(noise, axis=0),
+        scales=scales,
+        refits=refits,
+    )

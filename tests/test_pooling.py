@@ -1,0 +1,150 @@
+"""The posterior pooled over refits: ``sample_posterior(refits=...)`` (``bayes_prsn.pooling``)."""
+
+import copy
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+from bayes_prsn import PersonalizedRegression, arviz_compat, load
+from bayes_prsn.pooling import refit_seeds
+
+DRAWS = 100
+SEED = 4
+
+
+def _coef(estimator) -> np.ndarray:
+    return np.asarray(arviz_compat.group(estimator.idata_, "posterior")["coef"].values)
+
+
+@pytest.fixture(scope="module")
+def pooled(framed):
+    """The framed data's fit, its own Laplace draws, then pooled with two refits."""
+    data, X, covariates = framed
+    estimator = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
+    estimator.sample_posterior("laplace", num_samples=DRAWS, random_state=SEED)
+    own = _coef(estimator)
+    estimator.sample_posterior("laplace", num_samples=DRAWS, random_state=SEED, refits=2)
+    return estimator, own
+
+
+def test_the_pooled_posterior_holds_every_fit_and_this_fit_first(pooled, framed):
+    estimator, own = pooled
+    coef = _coef(estimator)
+    data, X, _ = framed
+    assert coef.shape == (3, DRAWS, data.n_samples, X.shape[1])
+    # This fit's chain is exactly what refits=0 draws with the same random_state.
+    np.testing.assert_array_equal(coef[:1], own)
+    # The refits are other fits: their draws differ from this fit's.
+    assert not np.allclose(coef[1], coef[0])
+    posterior = arviz_compat.group(estimator.idata_, "posterior")
+    assert posterior.attrs["posterior_fits"] == 3
+    assert list(posterior["obs_id"].values) == list(X.index)
+    report = estimator.posterior_diagnostics_
+    assert report["fits"] == 3 and len(report["per_fit"]) == 3
+    assert report["num_draws"] == 3 * DRAWS
+    assert estimator.posterior_state_.fits == 3
+    # coef_ stays this fit's.
+    assert np.allclose(
+        estimator.coef_,
+        PersonalizedRegression(random_state=0).fit(X, data.y, covariates=framed[2]).coef_,
+    )
+
+
+def test_each_refit_is_an_ordinary_fit_with_another_random_state(pooled, framed):
+    """The second chain is a fit of the same data by the public API, with the refit's seed."""
+    estimator, _ = pooled
+    data, X, covariates = framed
+    seed = refit_seeds(SEED, 2)[0]
+    twin = PersonalizedRegression(random_state=seed).fit(X, data.y, covariates=covariates)
+    twin.sample_posterior("laplace", num_samples=DRAWS, random_state=seed + 1)
+    np.testing.assert_allclose(_coef(estimator)[1], _coef(twin)[0], rtol=1e-6, atol=1e-9)
+
+
+def test_pooled_predictions_survive_save_and_load(pooled, framed, tmp_path):
+    estimator, _ = pooled
+    data, X, covariates = framed
+    new_X, new_covariates = X.iloc[:15], covariates.iloc[:15]
+    prediction, lower, upper = estimator.predict(new_X, new_covariates, return_interval=True)
+    assert np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))
+    assert np.all(lower < upper)
+    # The predictive intervals hold the new samples' predictions (their centres).
+    assert np.mean((prediction >= lower) & (prediction <= upper)) >= 0.9
+    path = estimator.save(tmp_path / "pooled.bprsn")
+    back = load(path)
+    assert back.posterior_state_.fits == 3
+    np.testing.assert_array_equal(_coef(back), _coef(estimator))
+    again = back.predict(new_X, new_covariates, return_interval=True)
+    for before, after in zip((prediction, lower, upper), again, strict=True):
+        np.testing.assert_allclose(after, before)
+    for prob in (0.5, 0.9):
+        for a, b in zip(back.coef_interval(prob), estimator.coef_interval(prob), strict=True):
+            np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize("refits", [-1, 1.5, True, "2"])
+def test_refits_must_be_a_whole_number(pooled, refits):
+    estimator, _ = pooled
+    with pytest.raises(ValueError, match=r"refits must be a whole number >= 0"):
+        estimator.sample_posterior("laplace", num_samples=DRAWS, refits=refits)
+    assert estimator.posterior_state_.fits == 3  # the pooled posterior is kept
+
+
+def test_the_memory_check_counts_every_fit_before_any_is_drawn(pooled):
+    estimator, _ = pooled
+    one = estimator.posterior_memory_gb(DRAWS)
+    with pytest.raises(MemoryError, match=r"refits"):
+        estimator.sample_posterior("laplace", num_samples=DRAWS, refits=2, max_memory_gb=2.5 * one)
+    assert estimator.posterior_state_.fits == 3
+
+
+def test_pooled_nuts_reports_each_fit(pooled):
+    """NUTS diagnostics are each fit's; the pooled report takes the worst and the totals."""
+    estimator = copy.deepcopy(pooled[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short chains may not converge
+        estimator.sample_posterior(
+            "nuts", num_warmup=40, num_samples=30, num_chains=2, random_state=2, refits=1
+        )
+    report = estimator.posterior_diagnostics_
+    per_fit = report["per_fit"]
+    assert len(per_fit) == 2 and _coef(estimator).shape[:2] == (4, 30)
+    assert report["max_rhat"] == max(r["max_rhat"] for r in per_fit)
+    assert report["min_ess_bulk"] == min(r["min_ess_bulk"] for r in per_fit)
+    assert report["divergences"] == sum(r["divergences"] for r in per_fit)
+    stats = arviz_compat.group(estimator.idata_, "sample_stats")
+    assert stats.sizes["chain"] == 4
+
+
+def test_this_fits_predictive_draws_come_first_and_unchanged(pooled, framed):
+    """The pooled predictive draws begin with exactly those of this fit's posterior alone."""
+    from bayes_prsn.predict import predictive_draws
+
+    estimator, _ = pooled
+    _, X, covariates = framed
+    new_X, encoded = estimator._new_samples(X.iloc[:10], covariates.iloc[:10])
+    state, posterior = estimator.fit_state_, estimator.posterior_state_
+    alone = dataclasses.replace(posterior, refits=())
+    kwargs = dict(n_neighbors=estimator.n_neighbors, noise=False, seed=3)
+    pooled_draws = predictive_draws(state, posterior, new_X, encoded, **kwargs)
+    own_draws = predictive_draws(state, alone, new_X, encoded, **kwargs)
+    assert pooled_draws.shape == (3 * DRAWS, 10) and own_draws.shape == (DRAWS, 10)
+    np.testing.assert_array_equal(pooled_draws[:DRAWS], own_draws)
+    # The refits' draws are their own fits' (other MAPs), not copies of this fit's.
+    assert not np.allclose(pooled_draws[DRAWS:], np.tile(own_draws, (2, 1)))
+
+
+def test_pooling_without_the_encoder(framed, tmp_path):
+    """The code target (encoder_width=0) pools too, and its refits' codes are saved."""
+    data, X, covariates = framed
+    estimator = PersonalizedRegression(random_state=0, encoder_width=0)
+    estimator.fit(X, data.y, covariates=covariates)
+    estimator.sample_posterior("laplace", num_samples=50, random_state=1, refits=1)
+    assert _coef(estimator).shape[:2] == (2, 50)
+    interval = estimator.predict(X.iloc[:5], covariates.iloc[:5], return_interval=True)
+    back = load(estimator.save(tmp_path / "codes.bprsn"))
+    assert back.posterior_state_.refits[0][1].code_draws is not None
+    again = back.predict(X.iloc[:5], covariates.iloc[:5], return_interval=True)
+    for before, after in zip(interval, again, strict=True):
+        np.testing.assert_allclose(after, before)
