@@ -8,7 +8,7 @@ __all__ = ["ConvergenceWarning", "NumericalWarning", "NotFittedError"]
 
 
 class NumericalWarning(RuntimeWarning):
-    """A non-finite loss was met during SVI and the optimisation restarted with smaller steps."""
+    """SVI met a non-finite loss, or diverged, and restarted with smaller steps."""
 
 
 class ConvergenceWarning(UserWarning):

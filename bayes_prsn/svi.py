@@ -266,10 +266,11 @@ def run_svi(
         of samples is not a multiple of the number of devices, only the pairs
         are split. ``None`` or one device: no sharding.
     max_restarts : int
-        When a step gives a non-finite loss or parameters, the chunk is
-        discarded, the optimisation restarts from the last finite state with
-        a step size 4 times smaller (:class:`NumericalWarning` names the
-        step); after ``max_restarts`` such restarts it stops with an error.
+        When a step gives a non-finite loss or parameters, or a full-batch
+        chunk's loss ends far above where it began (:data:`DIVERGENCE`), the
+        chunk is discarded and the optimisation restarts from its start with
+        a step size 4 times smaller (:class:`NumericalWarning` says why);
+        after ``max_restarts`` such restarts it stops with an error.
 
     Raises
     ------
@@ -343,12 +344,13 @@ def run_svi(
 
 
 class _RestartingChunks:
-    """Compiled chunks of steps that restart a chunk gone non-finite with smaller steps.
+    """Compiled chunks of steps that restart a chunk gone wrong with smaller steps.
 
     Called as ``chunks(state, index)`` for the ``index``-th chunk: when a step
-    of the chunk gives a non-finite loss or parameters, the chunk is run again
-    from ``state`` (the last finite state) with a step size 4 times smaller
-    (:class:`NumericalWarning` names the step), up to ``max_restarts`` times.
+    of the chunk gives a non-finite loss or parameters, or a full-batch chunk
+    diverges (its loss ends far above where it began, :data:`DIVERGENCE`), the
+    chunk is run again from ``state`` with a step size 4 times smaller
+    (:class:`NumericalWarning` says why), up to ``max_restarts`` times.
     """
 
     def __init__(
@@ -358,6 +360,8 @@ class _RestartingChunks:
         self.rng_key, self.kwargs, self.init_params = rng_key, kwargs, init_params
         self.step_size, self.max_restarts, self.restarts = step_size, max_restarts, 0
         self.check_first_loss = False
+        # Minibatch losses are noisy estimates: only full-batch chunks are checked for divergence.
+        self.full_batch = static[-1] is None
         self.svi, self.init, self.run_chunk, self.get_params = _compiled(
             static, shapes, step_size, chunk_size
         )
@@ -383,25 +387,32 @@ class _RestartingChunks:
                 self.check_first_loss = False
                 if not np.isfinite(losses[0]):
                     _non_finite_start()
-            if np.all(np.isfinite(losses)) and bool(_finite_check(self.get_params)(new_state)):
+            finite = np.all(np.isfinite(losses)) and bool(_finite_check(self.get_params)(new_state))
+            if finite and not (self.full_batch and _diverged(losses)):
                 return new_state, losses
-            self._restart(losses, index)
+            self._restart(losses, index, finite)
 
-    def _restart(self, losses: np.ndarray, index: int) -> None:
+    def _restart(self, losses: np.ndarray, index: int, finite: bool) -> None:
         bad = np.flatnonzero(~np.isfinite(losses))
         done = index * self.chunk_size
         step = done + (int(bad[0]) + 1 if bad.size else self.chunk_size)
+        if finite:
+            what = (
+                f"the loss rose from {losses[0]:.6g} to {losses[-1]:.6g} over steps {done + 1} "
+                f"to {step} (the optimiser diverged)"
+            )
+        else:
+            what = f"the loss was not finite at step {step}"
         if self.restarts >= self.max_restarts:
             raise FloatingPointError(
-                f"the loss was not finite at step {step}, after {self.restarts} restart(s) "
-                f"with smaller steps (step_size now {self.step_size:g}); check the data for "
-                "extreme values (rescale y, remove outliers) or lower step_size."
+                f"{what}, after {self.restarts} restart(s) with smaller steps (step_size now "
+                f"{self.step_size:g}); check the data for extreme values (rescale y, remove "
+                "outliers) or lower step_size."
             )
         self.restarts += 1
         self.step_size = self.step_size / 4
         warnings.warn(
-            f"the loss was not finite at step {step}; restarting from the last finite "
-            f"state (step {done}) with step_size {self.step_size:g}.",
+            f"{what}; restarting from the state of step {done} with step_size {self.step_size:g}.",
             NumericalWarning,
             stacklevel=5,
         )
@@ -409,6 +420,18 @@ class _RestartingChunks:
             self.static, self.shapes, float(self.step_size), self.chunk_size
         )
         self.init(self.rng_key, self.init_params, self.kwargs)  # sets up the new SVI object
+
+
+#: A full-batch chunk whose last loss exceeds its first by more than this share of the
+#: first's magnitude diverged: it is run again with smaller steps. Adam's first steps
+#: from a warm start move every parameter by about the step size whatever its
+#: gradient; on poisson data (N = 2,000) one such step took the loss from 49,802 to
+#: 7e8, and 3,000 steps ended at 164,678 with theta-MSE 4.1 against 0.006.
+DIVERGENCE = 0.5
+
+
+def _diverged(losses: np.ndarray) -> bool:
+    return bool(losses[-1] - losses[0] > DIVERGENCE * abs(losses[0]))
 
 
 def _non_finite_start():
