@@ -542,6 +542,13 @@ def _add_model_options(parser) -> None:
         help="seed; give one for reproducible results (default: none, a new seed each run; "
         "0 for the demo)",
     )
+    _add_posterior_options(parser)
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or messages (the summary is printed)"
+    )
+
+
+def _add_posterior_options(parser) -> None:
     posterior = parser.add_argument_group("posterior (credible intervals)")
     posterior.add_argument(
         "--posterior",
@@ -580,9 +587,6 @@ def _add_model_options(parser) -> None:
         type=_probability,
         default=0.9,
         help="probability of the credible intervals in coefficients.csv (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress bars or messages (the summary is printed)"
     )
 
 
