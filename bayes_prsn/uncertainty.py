@@ -102,7 +102,9 @@ class UncertaintyMixin:
             Costs ``refits`` more fits and back-end runs. ``coef_`` stays this
             fit's; the pooled posterior mean averages the fits. The pooled
             ArviZ data hold every fit's chains, this fit's first;
-            ``posterior_diagnostics_`` holds each fit's report (``per_fit``).
+            ``posterior_diagnostics_`` holds each fit's report (``per_fit``)
+            and the worst of them; ``summary()``'s ``r_hat`` runs over every
+            fit's chains and so measures how much the fits disagree.
             Posterior predictions for new samples then average their
             nearest training samples' coefficient draws.
         **options
