@@ -141,19 +141,18 @@ class UncertaintyMixin:
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
         refits = check_refits(refits)
-        progress_bar = bool(self.progress_bar) if progress_bar is None else progress_bar
+        # The draws asked for: this fit's, and each refit's alike.
+        draws = {
+            "num_warmup": num_warmup,
+            "num_samples": num_samples,
+            "num_chains": num_chains,
+            "progress_bar": bool(self.progress_bar) if progress_bar is None else progress_bar,
+            "thinning": thinning,
+            "max_memory_gb": max_memory_gb,
+        }
+        random_state = int(random_state)
         posterior = sample_posterior(
-            state,
-            method,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            num_chains=num_chains,
-            random_state=int(random_state),
-            progress_bar=progress_bar,
-            thinning=thinning,
-            max_memory_gb=max_memory_gb,
-            options=options,
-            fits=refits + 1,
+            state, method, random_state=random_state, options=options, fits=refits + 1, **draws
         )
         if refits:
             posterior = pooled_posterior(
@@ -161,14 +160,9 @@ class UncertaintyMixin:
                 state,
                 posterior,
                 refits=refits,
-                random_state=int(random_state),
+                random_state=random_state,
                 method=method,
-                num_warmup=num_warmup,
-                num_samples=num_samples,
-                num_chains=num_chains,
-                progress_bar=progress_bar,
-                thinning=thinning,
-                max_memory_gb=max_memory_gb,
+                **draws,
                 **options,
             )
         self._publish_posterior(posterior)

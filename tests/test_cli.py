@@ -101,6 +101,18 @@ def test_demo_writes_every_output(demo):
     assert personal < 0.5 * population
 
 
+def _predict_with_interval(data, fitted, tmp_path, n_rows: int):
+    """``bayes-prsn predict --interval`` of the first rows of ``data`` (without y) by the fit
+    in ``fitted``: those rows and the predictions table."""
+    frame = pd.read_csv(data, index_col=0).iloc[:n_rows]
+    new = tmp_path / "new.csv"
+    frame.drop(columns="y").to_csv(new)
+    predictions = tmp_path / "predictions.csv"
+    result = run("predict", fitted, new, "--out", predictions, "--interval", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return frame, pd.read_csv(predictions, index_col=0)
+
+
 def test_fit_with_posterior_then_predict(demo, tmp_path):
     data = demo[0] / "data.csv"
     out = tmp_path / "fit"
@@ -124,13 +136,7 @@ def test_fit_with_posterior_then_predict(demo, tmp_path):
     idata = arviz_compat.from_netcdf(out / "posterior.nc")
     assert arviz_compat.group(idata, "posterior")["coef"].shape[-2:] == (200, 3)
 
-    frame = pd.read_csv(data, index_col=0).iloc[:15]
-    new = tmp_path / "new.csv"
-    frame.drop(columns="y").to_csv(new)
-    predictions = tmp_path / "predictions.csv"
-    result = run("predict", out, new, "--out", predictions, "--interval", "--quiet")
-    assert result.returncode == 0, result.stderr
-    table = pd.read_csv(predictions, index_col=0)
+    frame, table = _predict_with_interval(data, out, tmp_path, 15)
     assert list(table.index) == list(frame.index)
     assert {
         "prediction",
@@ -159,13 +165,7 @@ def test_fit_with_a_pooled_posterior_then_predict(demo, tmp_path):
 
     idata = arviz_compat.from_netcdf(out / "posterior.nc")
     assert arviz_compat.group(idata, "posterior")["coef"].shape[:2] == (2, 50)
-    frame = pd.read_csv(data, index_col=0).iloc[:5]
-    new = tmp_path / "new.csv"
-    frame.drop(columns="y").to_csv(new)
-    predictions = tmp_path / "predictions.csv"
-    result = run("predict", out, new, "--out", predictions, "--interval", "--quiet")
-    assert result.returncode == 0, result.stderr
-    table = pd.read_csv(predictions, index_col=0)
+    _, table = _predict_with_interval(data, out, tmp_path, 5)
     assert (table["prediction_lower90"] < table["prediction_upper90"]).all()
 
 
