@@ -54,6 +54,11 @@ def _integer(minimum: int):
     return parse
 
 
+def _refits(text: str):
+    """``--refits``: ``auto`` or a whole number >= 0."""
+    return "auto" if text == "auto" else _integer(0)(text)
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -279,6 +284,16 @@ def _report_warnings(caught) -> None:
         print(f"bayes-prsn: warning: {message}", file=sys.stderr)
 
 
+def _pooled(args, estimator) -> str:
+    """How the posterior about to be drawn is pooled, for the progress message."""
+    from .pooling import auto_refits
+
+    if args.refits != "auto":
+        return f", pooled with {args.refits} refits" if args.refits else ""
+    refits = auto_refits(estimator.fit_state_)
+    return f", pooled with {refits} refits (--refits auto; 0 is faster)" if refits else ""
+
+
 def run_fit(args, frame=None) -> int:
     fit_and_write(args, frame)
     return 0
@@ -286,7 +301,7 @@ def run_fit(args, frame=None) -> int:
 
 def fit_and_write(args, frame=None):
     """``bayes-prsn fit``: fit, optionally sample, write every output; returns the estimator."""
-    if getattr(args, "refits", 0) and not args.posterior:
+    if getattr(args, "refits", "auto") not in (0, "auto") and not args.posterior:
         raise CommandError("--refits pools posteriors: add --posterior nuts|laplace|vi.")
     output = _Output(args.out, folder=True)
     if frame is None:
@@ -312,8 +327,7 @@ def fit_and_write(args, frame=None):
         )
         seconds = time.perf_counter() - start
         if args.posterior:
-            pooled = f", pooled with {args.refits} refits" if args.refits else ""
-            _say(args, f"sampling the posterior ({args.posterior}{pooled})")
+            _say(args, f"sampling the posterior ({args.posterior}{_pooled(args, estimator)})")
             options = {"random_state": args.random_state}
             if args.num_samples is not None:
                 options["num_samples"] = args.num_samples
@@ -576,11 +590,11 @@ def _add_posterior_options(parser) -> None:
     )
     posterior.add_argument(
         "--refits",
-        type=_integer(0),
-        default=0,
+        type=_refits,
+        default="auto",
         help="pool the posterior with that of this many refits with other random states "
-        "(wider, better calibrated intervals from 1,000 samples on; each costs a fit; "
-        "default: %(default)s)",
+        "(better calibrated intervals from 1,000 samples on; each costs a fit; auto: 3 "
+        "from 1,000 to 20,000 samples, else 0; default: %(default)s)",
     )
     posterior.add_argument(
         "--prob",

@@ -42,7 +42,7 @@ class UncertaintyMixin:
         progress_bar: bool | None = None,
         thinning: int = POSTERIOR_DEFAULTS["thinning"],
         max_memory_gb: float | None = None,
-        refits: int = 0,
+        refits: int | str = "auto",
         **options,
     ):
         r"""Draw from the posterior of every sample's model; sets and returns ``idata_``.
@@ -91,15 +91,19 @@ class UncertaintyMixin:
             need more memory than this (estimated before sampling; default
             half of the machine's memory, see :data:`MEMORY_FRACTION`; with
             ``refits``, for the draws of every fit).
-        refits : int, default 0
+        refits : int or "auto", default "auto"
             Fit the same data this many more times, with other random states
             (the held-out split that chooses the smoothing, the start, the
             random pairs), draw each fit's posterior with the same method and
             settings, and pool the draws in equal shares
             (:mod:`bayes_prsn.pooling`). One fit's posterior does not see how
             much ``coef_`` depends on those choices, a large share of the
-            error from 1,000 samples on; the pooled intervals include it.
-            Costs ``refits`` more fits and back-end runs. ``coef_`` stays this
+            error where one held-out split chose the smoothing (from 1,000
+            samples on); the pooled intervals include it. ``"auto"``: 3
+            refits where one split chose it, up to 20,000 samples
+            (:func:`~bayes_prsn.pooling.auto_refits`), else none; 0 draws
+            from this fit alone, about 4 times faster there. Costs
+            ``refits`` more fits and back-end runs. ``coef_`` stays this
             fit's; the pooled posterior mean averages the fits. The pooled
             ArviZ data hold every fit's chains, this fit's first;
             ``posterior_diagnostics_`` holds each fit's report (``per_fit``)
@@ -140,7 +144,7 @@ class UncertaintyMixin:
             method = method.lower()  # "NUTS" and "Laplace" are the same methods
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
-        refits = check_refits(refits)
+        refits = check_refits(refits, state)
         # The draws asked for: this fit's, and each refit's alike.
         draws = {
             "num_warmup": num_warmup,

@@ -9,15 +9,16 @@ overdispersed counts.
   (2,000 samples, concentration 5, exposures); the share of the true
   coefficients inside the 50% and 90% intervals of the default posterior
   (Laplace and NUTS) of the negative_binomial and of the poisson family,
-  both given the exposure. ``--refits k``: the posterior pooled over ``k``
-  refits with other random states (``sample_posterior(refits=k)``); the
-  posterior mean's theta-MSE is reported beside ``coef_``'s.
+  both given the exposure. ``--refits``: ``sample_posterior``'s (``auto``,
+  the default, pools 3 refits here, where one split chooses the smoothing;
+  ``0`` one fit's posterior); the posterior mean's theta-MSE is reported
+  beside ``coef_``'s.
 
 Seeds 2001, 2002, ... (the tests use others). Median over seeds.
 
     python benchmarks/families.py                       # both, 3 seeds (NUTS: 2)
     python benchmarks/families.py --part coverage --seeds 1
-    python benchmarks/families.py --part coverage --refits 3 --nuts-seeds 1
+    python benchmarks/families.py --part coverage --refits 0 --nuts-seeds 1
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def outliers(seed: int) -> dict:
     return row
 
 
-def coverage(seed: int, methods, refits: int = 0) -> dict:
+def _refits(text: str):
+    return "auto" if text == "auto" else int(text)
+
+
+def coverage(seed: int, methods, refits="auto") -> dict:
     data = simulate.make_negative_binomial(random_state=2000 + seed)
     truth = np.column_stack([data.coef, data.intercept])
     row = {"seed": seed}
@@ -69,6 +74,7 @@ def coverage(seed: int, methods, refits: int = 0) -> dict:
             start = time.perf_counter()
             estimator.sample_posterior(method, random_state=seed, refits=refits)
             row[f"{name}_{method}_seconds"] = time.perf_counter() - start
+            row[f"{name}_{method}_refits"] = estimator.posterior_state_.fits - 1
             group = arviz_compat.group(estimator.idata_, "posterior")
             mean = np.column_stack(
                 [group["coef"].mean(("chain", "draw")), group["intercept"].mean(("chain", "draw"))]
@@ -93,7 +99,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=1, help="seeds first-seed, ...")
     parser.add_argument("--nuts-seeds", type=int, default=2)
-    parser.add_argument("--refits", type=int, default=0)
+    parser.add_argument("--refits", type=_refits, default="auto", help="auto or a number")
     parser.add_argument("--out", default=str(RESULTS / "families.json"))
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")

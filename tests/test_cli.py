@@ -217,3 +217,14 @@ def test_usage_errors_exit_2(tmp_path):
     for runner in (run, run_script):
         result = runner("fit", "--target", "y")
         assert result.returncode == 2 and "required" in result.stderr
+    # --refits takes auto (the default) or a whole number >= 0.
+    result = run("fit", tmp_path / "data.csv", "--target", "y", "--refits", "-1")
+    assert result.returncode == 2 and "--refits: must be an integer >= 0" in result.stderr
+
+
+def test_refits_default_to_auto():
+    from bayes_prsn.cli import build_parser
+
+    fit = ["fit", "data.csv", "--target", "y", "--out", "fit"]
+    assert build_parser().parse_args(fit).refits == "auto"
+    assert build_parser().parse_args([*fit, "--refits", "2"]).refits == 2

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bayes_prsn import PersonalizedRegression, arviz_compat, load, simulate
+from bayes_prsn import PersonalizedRegression, arviz_compat, load, pooling, simulate
 from bayes_prsn.pooling import refit_seeds
 
 DRAWS = 100
@@ -24,6 +24,8 @@ def pooled(framed):
     data, X, covariates = framed
     estimator = PersonalizedRegression(random_state=0).fit(X, data.y, covariates=covariates)
     estimator.sample_posterior("laplace", num_samples=DRAWS, random_state=SEED)
+    # refits="auto" pools nothing where K folds chose the smoothing.
+    assert estimator.posterior_state_.fits == 1
     own = _coef(estimator)
     estimator.sample_posterior("laplace", num_samples=DRAWS, random_state=SEED, refits=2)
     return estimator, own
@@ -83,10 +85,24 @@ def test_pooled_predictions_survive_save_and_load(pooled, framed, tmp_path):
             np.testing.assert_allclose(a, b)
 
 
-@pytest.mark.parametrize("refits", [-1, 1.5, True, "2"])
+def test_auto_refits_pool_where_one_split_chose_the_smoothing(pooled, monkeypatch):
+    """``refits="auto"``: three refits for a fit whose smoothing one held-out split chose."""
+    state = pooled[0].fit_state_
+    assert state.validation_scores["folds"] > 1
+    assert pooling.auto_refits(state) == 0
+    one_split = dict(state.validation_scores, folds=1)
+    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 3
+    # Nothing chosen (noise_scale given, or too few samples to compare): no refits.
+    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=None)) == 0
+    # Above AUTO_REFITS_MAX_SAMPLES (minibatch fits) none either.
+    monkeypatch.setattr(pooling, "AUTO_REFITS_MAX_SAMPLES", state.n_samples - 1)
+    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 0
+
+
+@pytest.mark.parametrize("refits", [-1, 1.5, True, "2", "Auto"])
 def test_refits_must_be_a_whole_number(pooled, refits):
     estimator, _ = pooled
-    with pytest.raises(ValueError, match=r"refits must be a whole number >= 0"):
+    with pytest.raises(ValueError, match=r"refits must be 'auto' or a whole number >= 0"):
         estimator.sample_posterior("laplace", num_samples=DRAWS, refits=refits)
     assert estimator.posterior_state_.fits == 3  # the pooled posterior is kept
 
@@ -168,7 +184,8 @@ def test_pooling_widens_the_intervals_toward_their_level():
         truth = np.column_stack([data.coef, data.intercept])
         estimator = PersonalizedRegression(family="negative_binomial", random_state=0)
         estimator.fit(data.X, data.y, data.covariates, exposure=data.exposure)
-        for refits, found in ((0, alone), (3, pooled)):
+        # One split chose the smoothing: the default pools three refits.
+        for refits, found in ((0, alone), ("auto", pooled)):
             estimator.sample_posterior("laplace", num_samples=300, random_state=0, refits=refits)
             posterior = arviz_compat.group(estimator.idata_, "posterior")
             draws = np.concatenate(
@@ -176,6 +193,7 @@ def test_pooling_widens_the_intervals_toward_their_level():
             ).reshape(-1, *truth.shape)
             lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
             found.append(float(np.mean((truth >= lower) & (truth <= upper))))
+        assert estimator.posterior_state_.fits == 1 + pooling.AUTO_REFITS
         point = np.column_stack([estimator.coef_, estimator.intercept_])
         errors.append((np.mean((draws.mean(axis=0) - truth) ** 2), np.mean((point - truth) ** 2)))
     assert np.mean(pooled) >= np.mean(alone) + 0.05, (alone, pooled)
