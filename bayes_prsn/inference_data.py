@@ -207,16 +207,23 @@ def check_sample_labels(samples, labels: list) -> None:
 
 
 def summary_table(
-    posterior, *, mcmc: bool, var_names=None, samples=None, prob: float = 0.9, kind: str = "hdi"
+    posterior,
+    *,
+    mcmc: bool,
+    var_names=None,
+    samples=None,
+    prob: float = 0.9,
+    kind: str = "hdi",
+    fits: int = 1,
 ):
     """ArviZ-style table of posterior summaries of a posterior group (see ``summary``).
 
     ``mcmc`` says whether the draws come from chains (ESS and R-hat are
-    computed) or are independent (NaN).
+    computed) or are independent (NaN). ``fits``: the chains are those of
+    that many fits pooled (:mod:`bayes_prsn.pooling`), each fit's chains in
+    turn; ESS and R-hat are then each fit's, the worst of them.
     """
     import pandas as pd
-
-    from . import diagnostics
 
     prob = check_prob(prob)
     available = list(posterior.data_vars)
@@ -231,7 +238,6 @@ def summary_table(
         check_sample_labels(samples, list(posterior[SAMPLE_DIM].values))
         posterior = posterior.sel({SAMPLE_DIM: list(samples)})
     percent = f"{100 * (1 - prob) / 2:g}%", f"{100 * (1 + prob) / 2:g}%"
-    n_chains = int(posterior.sizes["chain"])
     mcmc = mcmc and int(posterior.sizes["draw"]) >= 4
     frames = []
     for name in var_names:
@@ -244,12 +250,31 @@ def summary_table(
             "sd": flat.std(axis=0, ddof=1),
             f"{kind}_{percent[0]}": lower,
             f"{kind}_{percent[1]}": upper,
-            "ess_bulk": diagnostics.ess_bulk(values) if mcmc else np.nan,
-            "ess_tail": diagnostics.ess_tail(values) if mcmc else np.nan,
-            "r_hat": diagnostics.rhat(values) if mcmc and n_chains > 1 else np.nan,
+            **_chain_diagnostics(values, mcmc, fits),
         }
         frames.append(pd.DataFrame(columns, index=_element_labels(name, array)))
     return pd.concat(frames)
+
+
+def _chain_diagnostics(values: np.ndarray, mcmc: bool, fits: int) -> dict:
+    """``ess_bulk``, ``ess_tail`` and ``r_hat`` of (chain, draw, element) ``values``.
+
+    For ``fits`` pooled fits, each fit's chains are diagnosed on their own and
+    the worst is kept (the smallest ESS, the largest R-hat): R-hat over the
+    chains of different fits would measure how much the fits differ, not
+    whether each fit's sampler mixed.
+    """
+    from . import diagnostics
+
+    if not mcmc:
+        return {"ess_bulk": np.nan, "ess_tail": np.nan, "r_hat": np.nan}
+    groups = np.split(values, fits, axis=0)
+    per_chain = values.shape[0] // fits
+    return {
+        "ess_bulk": np.min([diagnostics.ess_bulk(g) for g in groups], axis=0),
+        "ess_tail": np.min([diagnostics.ess_tail(g) for g in groups], axis=0),
+        "r_hat": np.max([diagnostics.rhat(g) for g in groups], axis=0) if per_chain > 1 else np.nan,
+    }
 
 
 def _element_labels(name: str, array) -> list[str]:

@@ -107,8 +107,9 @@ class UncertaintyMixin:
             fit's; the pooled posterior mean averages the fits. The pooled
             ArviZ data hold every fit's chains, this fit's first;
             ``posterior_diagnostics_`` holds each fit's report (``per_fit``)
-            and the worst of them; ``summary()``'s ``r_hat`` runs over every
-            fit's chains and so measures how much the fits disagree.
+            and the worst of them, as do ``summary()``'s ``ess_bulk``,
+            ``ess_tail`` and ``r_hat`` (R-hat across fits would measure how much
+            the fits disagree, not whether the sampler mixed).
             Posterior predictions for new samples then average their
             nearest training samples' coefficient draws.
         **options
@@ -241,7 +242,8 @@ class UncertaintyMixin:
             One row per scalar, named like ``coef[obs_id, feature]``, with
             columns ``mean``, ``sd``, the interval bounds (``hdi_5%``,
             ``hdi_95%`` at ``prob=0.9``), ``ess_bulk``, ``ess_tail`` and
-            ``r_hat`` (rank-normalised split R-hat, as in ArviZ; NaN for one
+            ``r_hat`` (rank-normalised split R-hat, as in ArviZ; for a pooled
+            posterior each fit's on its own chains, the worst of them; NaN for one
             chain, and ESS and R-hat are NaN for ``"laplace"`` and ``"vi"``,
             whose draws are independent).
         """
@@ -254,6 +256,7 @@ class UncertaintyMixin:
         return summary_table(
             arviz_compat.group(posterior.idata, "posterior"),
             mcmc=posterior.method == "nuts",
+            fits=posterior.fits,
             var_names=var_names,
             samples=samples,
             prob=prob,

@@ -131,6 +131,17 @@ def test_pooled_nuts_reports_each_fit(pooled):
     assert report["divergences"] == sum(r["divergences"] for r in per_fit)
     stats = arviz_compat.group(estimator.idata_, "sample_stats")
     assert stats.sizes["chain"] == 4
+    # summary()'s R-hat and ESS are each fit's on its own chains, the worst of them.
+    from bayes_prsn import diagnostics
+
+    table = estimator.summary(var_names="coef")
+    values = _coef(estimator).reshape(4, 30, -1)
+    fits = (values[:2], values[2:])
+    expected = np.max([diagnostics.rhat(chains) for chains in fits], axis=0)
+    np.testing.assert_allclose(table["r_hat"].to_numpy(), expected)
+    assert not np.allclose(expected, diagnostics.rhat(values))  # not across the fits
+    expected = np.min([diagnostics.ess_bulk(chains) for chains in fits], axis=0)
+    np.testing.assert_allclose(table["ess_bulk"].to_numpy(), expected)
 
 
 def test_this_fits_predictive_draws_come_first_and_unchanged(pooled, framed):
