@@ -594,7 +594,7 @@ def _add_posterior_options(parser) -> None:
         default="auto",
         help="pool the posterior with that of this many refits with other random states "
         "(better calibrated intervals from 1,000 samples on; each costs a fit; auto: 3 "
-        "from 1,000 to 20,000 samples, else 0; default: %(default)s)",
+        "for count and 0/1 data of 1,000 to 20,000 samples, else 0; default: %(default)s)",
     )
     posterior.add_argument(
         "--prob",

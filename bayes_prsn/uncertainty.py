@@ -100,9 +100,12 @@ class UncertaintyMixin:
             much ``coef_`` depends on those choices, a large share of the
             error where one held-out split chose the smoothing (from 1,000
             samples on); the pooled intervals include it. ``"auto"``: 3
-            refits where one split chose it, up to 20,000 samples
-            (:func:`~bayes_prsn.pooling.auto_refits`), else none; 0 draws
-            from this fit alone, about 4 times faster there. Costs
+            refits for the bernoulli, binomial, poisson and negative_binomial
+            families where one split chose it, up to 20,000 samples
+            (:func:`~bayes_prsn.pooling.auto_refits`), else none (for
+            gaussian data one fit's intervals were right on some data sets and
+            pooled ones too wide); 0 draws from this fit alone, 4 to 10 times
+            faster there. Costs
             ``refits`` more fits and back-end runs. ``coef_`` stays this
             fit's; the pooled posterior mean averages the fits. The pooled
             ArviZ data hold every fit's chains, this fit's first;

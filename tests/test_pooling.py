@@ -85,18 +85,24 @@ def test_pooled_predictions_survive_save_and_load(pooled, framed, tmp_path):
             np.testing.assert_allclose(a, b)
 
 
-def test_auto_refits_pool_where_one_split_chose_the_smoothing(pooled, monkeypatch):
-    """``refits="auto"``: three refits for a fit whose smoothing one held-out split chose."""
+def test_auto_refits_pool_count_fits_where_one_split_chose_the_smoothing(pooled, monkeypatch):
+    """``refits="auto"``: three refits for a count or 0/1 fit whose smoothing one split chose."""
     state = pooled[0].fit_state_
     assert state.validation_scores["folds"] > 1
-    assert pooling.auto_refits(state) == 0
+    counts = dataclasses.replace(state, family="negative_binomial")
+    assert pooling.auto_refits(counts) == 0
     one_split = dict(state.validation_scores, folds=1)
-    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 3
+    for name in ("bernoulli", "binomial", "poisson", "negative_binomial"):
+        fit = dataclasses.replace(state, family=name, validation_scores=one_split)
+        assert pooling.auto_refits(fit) == 3, name
+    # Not the gaussian family (one fit's intervals were right on some data, pooled too wide).
+    assert state.family == "gaussian"
+    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 0
     # Nothing chosen (noise_scale given, or too few samples to compare): no refits.
-    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=None)) == 0
+    assert pooling.auto_refits(dataclasses.replace(counts, validation_scores=None)) == 0
     # Above AUTO_REFITS_MAX_SAMPLES (minibatch fits) none either.
     monkeypatch.setattr(pooling, "AUTO_REFITS_MAX_SAMPLES", state.n_samples - 1)
-    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 0
+    assert pooling.auto_refits(dataclasses.replace(counts, validation_scores=one_split)) == 0
 
 
 @pytest.mark.parametrize("refits", [-1, 1.5, True, "2", "Auto"])
