@@ -77,8 +77,14 @@ def run(generator: str, method: str, n_samples: int, seed: int, refits="auto") -
         estimator = PersonalizedClassifier(random_state=seed)
     else:
         estimator = PersonalizedRegression(family=data.family, random_state=seed)
+    # Exposures and trials of the training samples (negative_binomial, binomial, gamma).
+    extras = {
+        name: getattr(data, name)[:n_samples]
+        for name in ("exposure", "trials")
+        if getattr(data, name, None) is not None
+    }
     start = time.perf_counter()
-    estimator.fit(X, y, covariates=cov)
+    estimator.fit(X, y, covariates=cov, **extras)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
