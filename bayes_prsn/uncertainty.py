@@ -103,16 +103,15 @@ class UncertaintyMixin:
             refits for the bernoulli, binomial, poisson and negative_binomial
             families where one split chose it, up to 20,000 samples
             (:func:`~bayes_prsn.pooling.auto_refits`), else none (for
-            gaussian data one fit's intervals were right on some data sets and
-            pooled ones too wide); 0 draws from this fit alone, 4 to 10 times
-            faster there. Costs
-            ``refits`` more fits and back-end runs. ``coef_`` stays this
-            fit's; the pooled posterior mean averages the fits. The pooled
-            ArviZ data hold every fit's chains, this fit's first;
-            ``posterior_diagnostics_`` holds each fit's report (``per_fit``)
-            and the worst of them, as do ``summary()``'s ``ess_bulk``,
-            ``ess_tail`` and ``r_hat`` (R-hat across fits would measure how much
-            the fits disagree, not whether the sampler mixed).
+            gaussian data one fit's intervals were right on some data sets
+            and pooled ones too wide); 0 draws from this fit alone, 4 to 12
+            times faster there. Costs ``refits`` more fits and back-end runs.
+            ``coef_`` stays this fit's; the pooled posterior mean averages
+            the fits. The pooled ArviZ data hold every fit's chains, this
+            fit's first; ``posterior_diagnostics_`` holds each fit's report
+            (``per_fit``) and the worst of them, as do ``summary()``'s
+            ``ess_bulk``, ``ess_tail`` and ``r_hat`` (R-hat across fits would
+            measure how much the fits disagree, not whether the sampler mixed).
             Posterior predictions for new samples then average their
             nearest training samples' coefficient draws.
         **options
