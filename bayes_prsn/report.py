@@ -203,6 +203,13 @@ def summary_text(
             f"posterior ({diagnostics['method']}): {diagnostics['num_draws']} draws in "
             f"{diagnostics['seconds']:.1f} s"
         )
+        fits = diagnostics.get("fits", 1)
+        if fits > 1:
+            lines.append(
+                f"pooled over {fits} fits of the same data (this one and {fits - 1} refits with "
+                "other random states: the intervals include how much the fit depends on its "
+                "held-out split and start; R-hat and ESS are each fit's, the worst)"
+            )
         if "max_rhat" in diagnostics:
             lines.append(
                 f"max R-hat {diagnostics['max_rhat']:.4f}, min bulk ESS "

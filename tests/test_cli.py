@@ -161,6 +161,7 @@ def test_fit_with_a_pooled_posterior_then_predict(demo, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "sampling the posterior (laplace, pooled with 1 refits)" in result.stderr
+    assert "pooled over 2 fits of the same data" in (out / "summary.txt").read_text()
     from bayes_prsn import arviz_compat
 
     idata = arviz_compat.from_netcdf(out / "posterior.nc")
