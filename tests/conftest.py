@@ -86,32 +86,34 @@ def rng():
     return np.random.default_rng(0)
 
 
-#: Test files that take longest, longest first (per-file sums of ``--durations`` in
-#: ``benchmarks/suite_time.py``, 2026-12-04; test_golden.py, which skips on machines
-#: other than its reference's, where its fits run, from 2026-12-03). With ``-n 2
-#: --dist loadfile`` each file runs whole on one worker; starting the long ones first
-#: (longest processing time first) keeps one worker from finishing a long file alone
-#: at the end.
+#: Test files that take longest, longest first (per-file sums of ``--durations=0``,
+#: ``pytest -n 2 --dist loadfile`` at c84ecf9 on the 2-core AVX-512 machine,
+#: 2026-12-06). With ``-n 2 --dist loadfile`` each file runs whole on one worker;
+#: starting the long ones first (longest processing time first) keeps one worker
+#: from finishing a long file alone at the end. Files not listed run last.
 LONGEST_FILES = (
     "test_readme.py",
-    "test_examples.py",
     "test_families.py",
-    "test_golden.py",
+    "test_examples.py",
     "test_posterior.py",
-    "test_sklearn_checks.py",
-    "test_models.py",
-    "test_sklearn.py",
-    "test_reliability.py",
     "test_smoothing.py",
-    "test_estimator.py",
+    "test_golden.py",
+    "test_models.py",
+    "test_reliability.py",
+    "test_sklearn_checks.py",
+    "test_sklearn.py",
+    "test_pooling.py",
     "test_coverage.py",
     "test_properties.py",
     "test_calibration.py",
+    "test_estimator.py",
+    "test_cli.py",
+    "test_svi.py",
     "test_recovery.py",
     "test_sharding.py",
-    "test_svi.py",
     "test_analysis.py",
-    "test_cli.py",
+    "test_first_hour.py",
+    "test_plots.py",
 )
 
 
