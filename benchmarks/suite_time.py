@@ -5,8 +5,10 @@ file loaded as a pytest plugin in every worker. Each worker records, through
 ``jax.monitoring``, the time JAX spent tracing, lowering and compiling (XLA)
 and how many programs it compiled, and, through a wrapper of
 ``bayes_prsn.svi._compiled``, every new compiled SVI chunk (its static
-settings and array shapes). Tests run in subprocesses (the command line,
-the examples) are timed with their test but not looked into.
+settings and array shapes), and, through a wrapper of the estimator's
+``choose_smoothing``, the time the fits spent choosing their smoothing (the
+validation fits) and on how many folds. Tests run in subprocesses (the
+command line, the examples) are timed with their test but not looked into.
 
     python benchmarks/suite_time.py                        # the whole suite
     python benchmarks/suite_time.py -- tests/test_svi.py   # pytest arguments after --
@@ -73,6 +75,25 @@ def pytest_configure(config):
     recording.cache_info, recording.cache_clear = compiled.cache_info, compiled.cache_clear
     svi._compiled = recording
 
+    # The default fit's smoothing choice (its validation fits), by test file and kind.
+    import bayes_prsn.estimator as estimator
+
+    choosing = collections.defaultdict(lambda: {"seconds": 0.0, "k_folds": 0, "one_split": 0})
+    choose = estimator.choose_smoothing
+
+    def timed_choice(problem, config, *, on_subset):
+        start = time.perf_counter()
+        smoothing = choose(problem, config, on_subset=on_subset)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[0] or "(outside tests)"
+        entry = choosing[test]
+        entry["seconds"] += time.perf_counter() - start
+        folds = (smoothing.report or {}).get("folds")
+        if folds:
+            entry["k_folds" if folds > 1 else "one_split"] += 1
+        return smoothing
+
+    estimator.choose_smoothing = timed_choice
+
     def write():
         path = Path(folder) / f"worker_{os.getpid()}.json"
         summary = {
@@ -80,6 +101,7 @@ def pytest_configure(config):
             "counts": dict(counts),
             "svi_programs": programs,
             "jax_per_file": dict(per_file),
+            "smoothing_choice": dict(choosing),
         }
         path.write_text(json.dumps(summary))
 
@@ -96,6 +118,17 @@ def _per_file(output: str) -> dict[str, float]:
     for seconds, name in _per_test(output):
         totals[name.split()[-1].split("::")[0]] += seconds
     return dict(totals.most_common())
+
+
+def _choices(workers: list[dict]) -> dict[str, dict]:
+    """Seconds in the smoothing choice and its K-fold and one-split choices, by test file."""
+    totals: dict[str, dict] = {}
+    for worker in workers:
+        for name, entry in worker.get("smoothing_choice", {}).items():
+            total = totals.setdefault(name, {"seconds": 0.0, "k_folds": 0, "one_split": 0})
+            for key, value in entry.items():
+                total[key] += value
+    return dict(sorted(totals.items(), key=lambda item: -item[1]["seconds"]))
 
 
 def main(argv=None) -> None:
@@ -153,6 +186,7 @@ def main(argv=None) -> None:
             ).most_common()
         ),
         "slowest_tests": [[seconds, name] for seconds, name in _per_test(run.stdout)[:40]],
+        "smoothing_choice_per_file": _choices(workers),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"suite_time_{args.label}.json").write_text(json.dumps(result, indent=1))
@@ -172,6 +206,12 @@ def main(argv=None) -> None:
     print("   test s   JAX s  file (JAX: tracing, lowering and XLA compilation in the workers)")
     for name, seconds in list(per_file.items())[:12]:
         print(f"{seconds:8.1f} {jax_time.get(name, 0.0):7.1f}  {name}")
+    choices = result["smoothing_choice_per_file"]
+    print(
+        f"smoothing choice in the workers: {sum(c['seconds'] for c in choices.values()):.0f} s, "
+        f"{sum(c['k_folds'] for c in choices.values())} on K folds, "
+        f"{sum(c['one_split'] for c in choices.values())} on one split"
+    )
     print("slowest tests:")
     for seconds, name in result["slowest_tests"][:10]:
         print(f"{seconds:8.1f} s  {name}")
