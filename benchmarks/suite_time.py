@@ -39,6 +39,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORKER_FOLDER = "BAYES_PRSN_SUITE_TIME_DIR"
 
 
+def _test_file() -> str:
+    """The test file running now in this worker (from pytest's ``PYTEST_CURRENT_TEST``)."""
+    return os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[0] or "(outside tests)"
+
+
+def _no_choices() -> dict:
+    """A file's smoothing-choice record before any choice: seconds and counts by kind."""
+    return {"seconds": 0.0, "k_folds": 0, "one_split": 0}
+
+
 def pytest_configure(config):
     """Plugin side (runs in every pytest process): record compilation, write it at exit."""
     folder = os.environ.get(WORKER_FOLDER)
@@ -54,8 +64,7 @@ def pytest_configure(config):
     def on_duration(event, seconds, **_):
         durations[event.rsplit("/", 1)[-1]] += seconds
         counts[event.rsplit("/", 1)[-1]] += 1
-        test = os.environ.get("PYTEST_CURRENT_TEST", "")
-        per_file[test.split("::")[0] or "(outside tests)"] += seconds
+        per_file[_test_file()] += seconds
 
     def on_event(event, **_):
         counts[event.rsplit("/", 1)[-1]] += 1
@@ -78,14 +87,13 @@ def pytest_configure(config):
     # The default fit's smoothing choice (its validation fits), by test file and kind.
     import bayes_prsn.estimator as estimator
 
-    choosing = collections.defaultdict(lambda: {"seconds": 0.0, "k_folds": 0, "one_split": 0})
+    choosing = collections.defaultdict(_no_choices)
     choose = estimator.choose_smoothing
 
     def timed_choice(problem, config, *, on_subset):
         start = time.perf_counter()
         smoothing = choose(problem, config, on_subset=on_subset)
-        test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[0] or "(outside tests)"
-        entry = choosing[test]
+        entry = choosing[_test_file()]
         entry["seconds"] += time.perf_counter() - start
         folds = (smoothing.report or {}).get("folds")
         if folds:
@@ -125,7 +133,7 @@ def _choices(workers: list[dict]) -> dict[str, dict]:
     totals: dict[str, dict] = {}
     for worker in workers:
         for name, entry in worker.get("smoothing_choice", {}).items():
-            total = totals.setdefault(name, {"seconds": 0.0, "k_folds": 0, "one_split": 0})
+            total = totals.setdefault(name, _no_choices())
             for key, value in entry.items():
                 total[key] += value
     return dict(sorted(totals.items(), key=lambda item: -item[1]["seconds"]))
