@@ -100,12 +100,26 @@ def _fit_lines(estimator) -> list[str]:
             )
         )
         check = report.get("confirmation")
+        smoothed = report.get("smoothed_fallback")
         if check is not None:
+            verdict = "per-sample models kept"
+            if fallback or smoothed is not None:
+                verdict = "the population model wins"
             lines.append(
                 f"  the split favoured the population model; on {check['folds']} folds "
                 f"({check['held_out']} samples held out once) per-sample models "
-                f"{check['score']:.4g}, population {check['population']:.4g}: "
-                + ("the population model stays" if fallback else "per-sample models kept")
+                f"{check['score']:.4g}, population {check['population']:.4g}: {verdict}"
+            )
+        if smoothed is not None:
+            lines.append(
+                f"  strongly smoothed per-sample models {smoothed['score']:.4g} against the "
+                f"population model's {smoothed['population']:.4g} ({smoothed['held_out']} "
+                "held-out samples): "
+                + (
+                    "they beat it by more than one standard error and are kept"
+                    if smoothed["kept"]
+                    else "the population model stays"
+                )
             )
     return lines
 
