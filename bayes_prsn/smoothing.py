@@ -29,7 +29,7 @@ problem's start on each; one split's comparison is noisy, and it threw away
 per-sample models that were 2 to 5 times more accurate). If the population
 GLM still wins, a much stronger smoothing (:data:`FALLBACK_NOISE_SCALE` or
 :data:`FALLBACK_LIKELIHOOD_SCALE`) is scored on the same held-out samples
-(:func:`_fallback_choice`): if it beats the population GLM by more than one
+(:func:`_smoothed_fallback`): if it beats the population GLM by more than one
 standard error its fit is the model (weak heterogeneity), else every
 sample's model is the population GLM
 (:func:`bayes_prsn.fitting.population_sites`; without the shared offset the
@@ -187,7 +187,7 @@ class Smoothing(NamedTuple):
         score), the number of ``folds`` and of ``held_out`` scores; where
         the per-sample candidates lost, ``smoothed_fallback`` (the strongly
         smoothed fit's held-out ``score`` against the ``population``'s and
-        whether it was ``kept``, :func:`_fallback_choice`). None when
+        whether it was ``kept``, :func:`_smoothed_fallback`). None when
         nothing was compared.
     posterior_noise_scale : float or None
         Gaussian noise scale (model units) of the posterior's likelihood:
@@ -361,8 +361,16 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     smoothed_check = None
     if one_standard_error([compared, personal], margin) == 0:
         # No candidate beats one model for everyone: the fallback's strongly
-        # smoothed fit, if it does, else the population's model for every sample.
-        best, start, smoothed_check = _fallback_choice(scorer, extra, config, compared)
+        # smoothed fit, if it does, else the population's model for every sample
+        # (see ``population_sites``; the fallback is the last candidate, unscored).
+        fallback, kept = _fallback(config), False
+        if config.offset:
+            kept, smoothed_check = _smoothed_fallback(scorer, extra, fallback, compared)
+        if kept:
+            best, start = len(tried) - 1, scorer.fits[-1]
+        else:
+            tried = [*tried, fallback]
+            best, start = len(tried) - 1, None
     report = {
         "candidates": tried,
         "scores": [float(np.mean(loss)) for loss in scorer.losses],
@@ -385,28 +393,23 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
     return _result(tried[best], start, report)
 
 
-def _fallback_choice(scorer, extra, config: FitConfig, compared: np.ndarray):
-    """``(index, start, check)`` once no candidate beats the population GLM (``compared``).
+def _smoothed_fallback(scorer, extra, fallback: dict, compared: np.ndarray):
+    """``(kept, check)``: whether the fallback's fit beats the population GLM (``compared``).
 
     The fallback's smoothing (:func:`_fallback`) is scored on the same held-out
     samples (and on the confirmation's folds, ``extra``, where they ran). If its
     fit beats the population GLM by more than one standard error, that fit is the
-    model (``index`` its place in ``scorer.tried``, ``start`` its first fold's
-    MAP): per-sample models too rough to beat one model for everyone, smoothed
-    that much, can still describe weak heterogeneity (make_poisson, 1,000
-    samples, seed 101: theta-MSE 0.0025 against the population GLM's 0.0088, and
-    calibrated intervals instead of 0.37 at 90%). Else the fallback is added
-    unscored and every sample's model becomes the population GLM
-    (``population_sites``): unchecked, that smoothed fit invented heterogeneity
-    on null data (make_null, 150 samples: 1.28 times the population's
-    theta-MSE; 400 null counts: up to 2.5 times), where it never beat the
-    population GLM (``benchmarks/README.md``). ``check`` records the comparison
-    (None without the shared offset, whose fallback fit is kept unchecked).
+    model (its scores stay in ``scorer``, the last candidate): per-sample models
+    too rough to beat one model for everyone, smoothed that much, can still
+    describe weak heterogeneity (make_poisson, 1,000 samples, seed 101:
+    theta-MSE 0.0025 against the population GLM's 0.0088, and calibrated
+    intervals instead of 0.37 at 90%). Else its scores are dropped again and
+    every sample's model becomes the population GLM (``population_sites``):
+    unchecked, that smoothed fit invented heterogeneity on null data
+    (make_null, 150 samples: 1.28 times the population's theta-MSE; 400 null
+    counts: up to 2.5 times), where it never beat the population GLM
+    (``benchmarks/README.md``). ``check`` records the comparison.
     """
-    fallback = _fallback(config)
-    if not config.offset:
-        scorer.tried.append(fallback)
-        return len(scorer.tried) - 1, None, None
     scorer.planned += len(scorer.masks)
     scorer.score(fallback)
     smoothed = scorer.losses[-1]
@@ -421,12 +424,10 @@ def _fallback_choice(scorer, extra, config: FitConfig, compared: np.ndarray):
         "population": float(np.mean(compared)),
         "kept": kept,
     }
-    if kept:
-        return len(scorer.tried) - 1, scorer.fits[-1], check
-    # Unscored, the fallback is the last candidate (see ``is_fallback``).
-    scorer.losses.pop()
-    scorer.fits.pop()
-    return len(scorer.tried) - 1, None, check
+    if not kept:
+        for scores in (scorer.tried, scorer.losses, scorer.fits):
+            scores.pop()
+    return kept, check
 
 
 def confirmation_masks(rng, mask: np.ndarray, validation_fraction: float) -> list[np.ndarray]:
