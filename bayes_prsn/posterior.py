@@ -27,7 +27,7 @@ import numpy as np
 import numpyro
 
 from .models import personalized_regression
-from .svi import run_chunks
+from .svi import SortedTraceELBO, run_chunks
 
 __all__ = [
     "METHODS",
@@ -580,7 +580,7 @@ def fit_guide(
     Returns the guide's parameters, the ELBO losses and the key left for
     drawing from the guide. Raises when the ELBO is not finite at the end.
     """
-    from numpyro.infer import SVI, Trace_ELBO
+    from numpyro.infer import SVI
 
     # The step size decays to 1% of its start: with a constant one, Adam's
     # per-coordinate steps keep the means jittering around the optimum.
@@ -589,7 +589,7 @@ def fit_guide(
     def schedule(step):
         return step_size * 0.01 ** jnp.minimum(step / total, 1.0)
 
-    svi = SVI(model, guide, numpyro.optim.ClippedAdam(schedule), Trace_ELBO())
+    svi = SVI(model, guide, numpyro.optim.ClippedAdam(schedule), SortedTraceELBO())
     key_init, key_draw = jax.random.split(rng_key)
     state = svi.init(key_init, **kwargs)
 
