@@ -353,9 +353,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         more = confirmation_masks(problem.rng, masks[0], config.validation_fraction)
         if more:
             extra = _Scorer(problem, config, more)
-            extra.planned = len(more)
-            extra.score(tried[best])
-            personal = np.concatenate([personal, extra.losses[0]])
+            personal = np.concatenate([personal, extra.score_one(tried[best])])
             compared = np.concatenate([population, extra.population_losses()])
             confirmed = len(more)
     smoothed_check = None
@@ -367,7 +365,7 @@ def _choose(problem: Problem, config: FitConfig) -> Smoothing:
         if config.offset:
             kept, smoothed_check = _smoothed_fallback(scorer, extra, fallback, compared)
         if kept:
-            best, start = len(tried) - 1, scorer.fits[-1]
+            best, start = len(scorer.tried) - 1, scorer.fits[-1]
         else:
             tried = [*tried, fallback]
             best, start = len(tried) - 1, None
@@ -410,13 +408,9 @@ def _smoothed_fallback(scorer, extra, fallback: dict, compared: np.ndarray):
     counts: up to 2.5 times), where it never beat the population GLM
     (``benchmarks/README.md``). ``check`` records the comparison.
     """
-    scorer.planned += len(scorer.masks)
-    scorer.score(fallback)
-    smoothed = scorer.losses[-1]
+    smoothed = scorer.score_one(fallback)
     if extra is not None:
-        extra.planned += len(extra.masks)
-        extra.score(fallback)
-        smoothed = np.concatenate([smoothed, extra.losses[-1]])
+        smoothed = np.concatenate([smoothed, extra.score_one(fallback)])
     kept = one_standard_error([compared, smoothed]) == 1
     check = {
         "held_out": int(smoothed.size),
@@ -512,6 +506,12 @@ class _Scorer:
                 init["offset"] = np.asarray(self.glms[fold], dtype=dtype)
             self._starts[fold] = init
         return self._starts[fold]
+
+    def score_one(self, candidate: dict) -> np.ndarray:
+        """Score one more ``candidate`` (counted for the progress bar); its held-out losses."""
+        self.planned += len(self.masks)
+        self.score(candidate)
+        return self.losses[-1]
 
     def population_losses(self) -> np.ndarray:
         """Held-out losses of the population GLM of every fold (folds joined)."""

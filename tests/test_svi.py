@@ -1,5 +1,8 @@
 """The MAP back-end: stopping rule, loss history, non-finite losses, progress bar."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -183,10 +186,6 @@ def test_losses_do_not_depend_on_string_hashing():
     ``PYTHONHASHSEED`` 1 and 4, and at 20,000 samples the stopping rule then
     ended a fit at another step (``svi.SortedTraceELBO``).
     """
-    import os
-    import subprocess
-    import sys
-
     losses = []
     for seed in ("1", "4"):
         env = dict(os.environ, PYTHONHASHSEED=seed, JAX_PLATFORMS="cpu")
