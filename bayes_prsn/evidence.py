@@ -36,6 +36,7 @@ blocks of rows, and a :math:`D \times D` Cholesky factor per iteration.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -189,19 +190,23 @@ def _map_sites(state) -> dict:
     return {name: np.asarray(value, dtype=float) for name, value in sites.items()}, scales
 
 
-def _jacobian_blocks(sites, shapes, X, features, residual_codes, input_scales):
-    """Rows of :math:`J = \\partial\\eta/\\partial w` at ``sites``, a block at a time, and eta."""
+@functools.lru_cache(maxsize=1)
+def _jacobian_block():
+    """``block(flat, X, features, residual, input_scales, shapes=...)``: eta and its Jacobian.
+
+    Compiled once per process and shapes (``shapes`` is static): as a closure
+    made in every call of :func:`_jacobian_blocks` it compiled again for every
+    posterior (0.3-0.5 s each, and each pooled refit's).
+    """
     import jax
     import jax.numpy as jnp
 
     from .models import shared_coefficients
 
-    flat = jnp.asarray(flatten(sites, shapes), dtype=jnp.float32)
-    n_samples, dimension = X.shape[0], flat.shape[0]
-    rows = int(min(n_samples, max(256, 4_000_000 // max(dimension, 1))))
+    @functools.partial(jax.jit, static_argnames="shapes")
+    def block(flat, X_part, features_part, residual_part, input_scales, *, shapes):
+        shapes = dict(shapes)
 
-    @jax.jit
-    def block(flat, X_part, features_part, residual_part):
         def eta(flat):
             theta = shared_coefficients(
                 unflatten(flat, shapes), features_part, residual_part, input_scales
@@ -209,6 +214,20 @@ def _jacobian_blocks(sites, shapes, X, features, residual_codes, input_scales):
             return jnp.sum(X_part * theta, axis=-1)
 
         return eta(flat), jax.jacfwd(eta)(flat)
+
+    return block
+
+
+def _jacobian_blocks(sites, shapes, X, features, residual_codes, input_scales):
+    """Rows of :math:`J = \\partial\\eta/\\partial w` at ``sites``, a block at a time, and eta."""
+    import jax.numpy as jnp
+
+    flat = jnp.asarray(flatten(sites, shapes), dtype=jnp.float32)
+    n_samples, dimension = X.shape[0], flat.shape[0]
+    rows = int(min(n_samples, max(256, 4_000_000 // max(dimension, 1))))
+    block = _jacobian_block()
+    static_shapes = tuple((name, tuple(shape)) for name, shape in shapes.items())
+    scales = np.asarray(input_scales, dtype=np.float32)
 
     for start in range(0, n_samples, rows):
         stop = min(start + rows, n_samples)
@@ -218,7 +237,9 @@ def _jacobian_blocks(sites, shapes, X, features, residual_codes, input_scales):
             array = np.asarray(array[start:stop], dtype=np.float32)
             return np.pad(array, [(0, pad)] + [(0, 0)] * (array.ndim - 1))
 
-        eta, jac = block(flat, part(X), part(features), part(residual_codes))
+        eta, jac = block(
+            flat, part(X), part(features), part(residual_codes), scales, shapes=static_shapes
+        )
         yield (
             start,
             stop,

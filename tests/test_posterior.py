@@ -170,6 +170,31 @@ def test_approximations(method, framed):
     assert np.mean(np.abs(centre - estimator.coef_)) < 0.5 * estimator.coef_.std(axis=0).mean()
 
 
+def test_a_second_laplace_posterior_compiles_nothing(fitted_toy_copy):
+    """The same model's posterior again (another seed) runs the programs the first compiled.
+
+    The Jacobian of the shared parts (``evidence._jacobian_blocks``) was a new
+    closure in every call and compiled again each time (0.3-0.5 s per call,
+    and per pooled refit).
+    """
+    import jax.monitoring
+
+    compiled = []
+
+    def on_duration(event, seconds, **_):
+        if event.endswith("backend_compile_duration"):
+            compiled.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    try:
+        fitted_toy_copy.sample_posterior("laplace", num_samples=100, random_state=0)
+        compiled.clear()
+        fitted_toy_copy.sample_posterior("laplace", num_samples=100, random_state=1)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_duration)
+    assert compiled == []
+
+
 def test_classifier_probability_interval(fitted_classifier, logistic):
     fitted_classifier.sample_posterior(method="laplace", num_samples=100, random_state=0)
     proba, lower, upper = fitted_classifier.predict_proba(
