@@ -2,8 +2,8 @@
 
 Each repeat runs in a fresh Python process: a default fit of ``make_low_rank``
 (p = 10, data seed 100 + repeat), then ``--calls`` default calls of
-``sample_posterior(method)`` on it (``random_state`` 0, 1, ...; at 1,000
-samples and more the default pools refits, see ``pooling.py``). For every call
+``sample_posterior(method)`` on it (``random_state`` 0, 1, ...; gaussian data,
+so the default pools no refits, see ``pooling.auto_refits``). For every call
 the script records its wall time and the XLA compilation time inside it
 (``jax.monitoring``). A call after the first should compile next to nothing:
 the data and the shapes are the same. ``--tree`` runs another checkout (for a
