@@ -268,12 +268,12 @@ def _chain_diagnostics(values: np.ndarray, mcmc: bool, fits: int) -> dict:
 
     if not mcmc:
         return {"ess_bulk": np.nan, "ess_tail": np.nan, "r_hat": np.nan}
-    groups = np.split(values, fits, axis=0)
+    found = [diagnostics.diagnose(g) for g in np.split(values, fits, axis=0)]
     per_chain = values.shape[0] // fits
     return {
-        "ess_bulk": np.min([diagnostics.ess_bulk(g) for g in groups], axis=0),
-        "ess_tail": np.min([diagnostics.ess_tail(g) for g in groups], axis=0),
-        "r_hat": np.max([diagnostics.rhat(g) for g in groups], axis=0) if per_chain > 1 else np.nan,
+        "ess_bulk": np.min([f["ess_bulk"] for f in found], axis=0),
+        "ess_tail": np.min([f["ess_tail"] for f in found], axis=0),
+        "r_hat": np.max([f["rhat"] for f in found], axis=0) if per_chain > 1 else np.nan,
     }
 
 

@@ -362,6 +362,41 @@ def test_diagnostics_agree_with_arviz():
     assert diagnostics.rhat(draws)[1] > 1.1 and diagnostics.rhat(draws)[0] < 1.01
 
 
+def test_diagnose_in_blocks_and_threads_gives_the_same_values(monkeypatch):
+    """``diagnose`` (one rank normalisation for R-hat and bulk ESS) and the blocks.
+
+    The three diagnostics together equal each on its own, and diagnosing 23
+    elements in blocks of 3 in two threads gives the values of one block, to
+    float64 rounding: each element's values depend on its own draws only.
+    """
+    from bayes_prsn import diagnostics
+
+    rng = np.random.default_rng(1)
+    draws = np.cumsum(rng.standard_normal((4, 300, 23)), axis=1) * 0.05
+    draws += rng.standard_normal((4, 300, 23))
+    draws[..., 5] = 2.0  # constant: NaN, as before
+    draws[..., 7] = np.round(draws[..., 7], 1)  # ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        monkeypatch.setattr(diagnostics, "_CHUNK_VALUES", 10**9)
+        monkeypatch.setattr(diagnostics, "_THREADS", 1)
+        whole = {
+            "rhat": diagnostics.rhat(draws),
+            "ess_bulk": diagnostics.ess_bulk(draws),
+            "ess_tail": diagnostics.ess_tail(draws),
+        }
+        together = diagnostics.diagnose(draws)
+        monkeypatch.setattr(diagnostics, "_CHUNK_VALUES", 3 * 4 * 300)
+        monkeypatch.setattr(diagnostics, "_THREADS", 2)
+        blocks = diagnostics.diagnose(draws.reshape(4, 300, 23, 1))
+    assert np.isnan(whole["rhat"][5]) and np.isfinite(whole["rhat"][7])
+    for name, values in whole.items():
+        assert values.shape == (23,)
+        np.testing.assert_array_equal(together[name], values)
+        # NumPy's vectorised reductions may round the last bit otherwise in a block.
+        np.testing.assert_allclose(blocks[name], values[:, None], rtol=1e-12)
+
+
 def test_arviz_and_matplotlib_are_imported_lazily():
     import subprocess
     import sys
