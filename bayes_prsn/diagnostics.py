@@ -10,6 +10,7 @@ value per trailing element.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -69,12 +70,14 @@ _CHUNK_VALUES = 1_000_000
 _THREADS = min(4, os.cpu_count() or 1)
 
 
-def _chunked(function):
+def _chunked(function=None, *, leading: tuple = ()):
     """Apply ``function`` to blocks of trailing elements, in threads; memory stays bounded.
 
-    ``function`` maps prepared draws (chain, draw, k) to an array whose last
-    axis holds the k elements' values.
+    ``function`` maps prepared draws (chain, draw, k) to an array of shape
+    ``leading + (k,)``: its last axis holds the k elements' values.
     """
+    if function is None:
+        return functools.partial(_chunked, leading=leading)
 
     def wrapper(draws) -> np.ndarray:
         draws = np.asarray(draws)
@@ -83,7 +86,7 @@ def _chunked(function):
         step = max(1, _CHUNK_VALUES // max(1, shape[0] * shape[1]))
         blocks = [flat[:, :, i : i + step] for i in range(0, flat.shape[2], step)]
         if not blocks:
-            return np.zeros(shape[2:])
+            return np.zeros(leading + shape[2:])
 
         def run(block):
             return function(_prepare(block))
@@ -144,7 +147,7 @@ def ess_tail(draws) -> np.ndarray:
     return _ess_tail(draws)
 
 
-@_chunked
+@_chunked(leading=(3,))
 def _all(draws) -> np.ndarray:
     """R-hat, bulk ESS and tail ESS stacked (3, elements); the z-scale computed once."""
     z_split = _z_scale(_split_chains(draws))

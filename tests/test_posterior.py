@@ -395,6 +395,8 @@ def test_diagnose_in_blocks_and_threads_gives_the_same_values(monkeypatch):
         np.testing.assert_array_equal(together[name], values)
         # NumPy's vectorised reductions may round the last bit otherwise in a block.
         np.testing.assert_allclose(blocks[name], values[:, None], rtol=1e-12)
+    for name, values in diagnostics.diagnose(np.zeros((4, 300, 0))).items():
+        assert values.shape == (0,), name  # no elements: empty, as each function gives
 
 
 def test_arviz_and_matplotlib_are_imported_lazily():
