@@ -48,13 +48,14 @@ def _z_scale(draws: np.ndarray) -> np.ndarray:
     return ndtri((ranks.T - 0.375) / (flat.shape[1] + 0.25)).reshape(shape)
 
 
-def _prepare(draws) -> np.ndarray:
-    draws = np.asarray(draws, dtype=np.float64)
+def _check_shape(draws: np.ndarray) -> None:
     if draws.ndim < 2:
-        raise ValueError("draws must have shape (chain, draw, ...).")
+        raise ValueError(f"draws must have shape (chain, draw, ...); got shape {draws.shape}.")
     if draws.shape[1] < 4:
-        raise ValueError("diagnostics need at least 4 draws per chain.")
-    return draws
+        raise ValueError(
+            f"diagnostics need at least 4 draws per chain; got {draws.shape[1]} "
+            f"(draws of shape {draws.shape})."
+        )
 
 
 #: Draws (chain x draw x elements) handled per chunk: about 8 MB of float64. Smaller
@@ -73,7 +74,7 @@ _THREADS = min(4, os.cpu_count() or 1)
 def _chunked(function=None, *, leading: tuple = ()):
     """Apply ``function`` to blocks of trailing elements, in threads; memory stays bounded.
 
-    ``function`` maps prepared draws (chain, draw, k) to an array of shape
+    ``function`` maps float64 draws (chain, draw, k) to an array of shape
     ``leading + (k,)``: its last axis holds the k elements' values.
     """
     if function is None:
@@ -81,6 +82,7 @@ def _chunked(function=None, *, leading: tuple = ()):
 
     def wrapper(draws) -> np.ndarray:
         draws = np.asarray(draws)
+        _check_shape(draws)
         shape = draws.shape
         flat = draws.reshape(shape[0], shape[1], -1)
         step = max(1, _CHUNK_VALUES // max(1, shape[0] * shape[1]))
@@ -89,7 +91,7 @@ def _chunked(function=None, *, leading: tuple = ()):
             return np.zeros(leading + shape[2:])
 
         def run(block):
-            return function(_prepare(block))
+            return function(np.asarray(block, dtype=np.float64))
 
         if len(blocks) == 1 or _THREADS == 1:
             parts = [run(block) for block in blocks]
@@ -109,7 +111,7 @@ def _constant(draws: np.ndarray) -> np.ndarray:
 
 
 def _rhat(draws: np.ndarray, z_split: np.ndarray) -> np.ndarray:
-    """R-hat of prepared draws, given the z-scale of their split chains."""
+    """R-hat of float64 draws, given the z-scale of their split chains."""
     bulk = gelman_rubin(z_split)
     folded = np.abs(draws - np.median(draws, axis=(0, 1)))
     tail = gelman_rubin(_z_scale(_split_chains(folded)))
@@ -117,7 +119,7 @@ def _rhat(draws: np.ndarray, z_split: np.ndarray) -> np.ndarray:
 
 
 def _ess_bulk(draws: np.ndarray, z_split: np.ndarray) -> np.ndarray:
-    """Bulk ESS of prepared draws, given the z-scale of their split chains."""
+    """Bulk ESS of float64 draws, given the z-scale of their split chains."""
     return np.where(_constant(draws), np.nan, effective_sample_size(z_split))
 
 

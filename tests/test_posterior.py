@@ -399,6 +399,17 @@ def test_diagnose_in_blocks_and_threads_gives_the_same_values(monkeypatch):
         assert values.shape == (0,), name  # no elements: empty, as each function gives
 
 
+@pytest.mark.parametrize("name", ["diagnose", "rhat", "ess_bulk", "ess_tail"])
+def test_diagnostics_name_a_bad_shape(name):
+    from bayes_prsn import diagnostics
+
+    function = getattr(diagnostics, name)
+    with pytest.raises(ValueError, match=r"shape \(chain, draw, \.\.\.\); got shape \(10,\)"):
+        function(np.zeros(10))
+    with pytest.raises(ValueError, match="at least 4 draws per chain; got 3"):
+        function(np.zeros((2, 3, 5)))
+
+
 def test_arviz_and_matplotlib_are_imported_lazily():
     import subprocess
     import sys
