@@ -36,6 +36,7 @@ DEFAULTS = {
     "covariate_columns": None,
     "devices": None,
     "batch_size": "auto",
+    "n_jobs": -1,
 }
 
 #: Defaults of :meth:`~bayes_prsn.PersonalizedRegression.sample_posterior`

@@ -90,6 +90,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         covariate_columns: list | str | None = D["covariate_columns"],
         devices: int | str | None = D["devices"],
         batch_size: int | str | None = D["batch_size"],
+        n_jobs: int | None = D["n_jobs"],
     ):
         _store_parameters(self, locals())
 
@@ -173,11 +174,9 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             config.batch_size, problem.data["X"].shape[0], problem.data["pairs"].shape[0]
         )
         smoothing = choose_smoothing(problem, config, on_subset=batch_sizes is not None)
-        # Continue from the chosen candidate's MAP: the final fit only adds the
-        # held-out samples' likelihood (a steep encoder unit takes thousands of
-        # steps to form; toy data: 0.0037 against 0.0072 when started afresh
-        # with the same step cap); from there the stopping rule ends it after
-        # ``WARM_START_MIN_STEPS``, not the 500 steps of a fresh start.
+        # From the chosen candidate's MAP, adding the held-out samples' likelihood (a steep
+        # encoder unit takes thousands of steps to form; toy data: 0.0037 against 0.0072
+        # started afresh, same step cap); then ``WARM_START_MIN_STEPS``, not 500, at least.
         result = run_map(
             problem.key,
             problem.data,
@@ -213,11 +212,10 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
     def save(self, path):
         """Save the fitted estimator (and its posterior, if any) to one file.
 
-        The format is open and holds no pickle: a ZIP archive with
-        ``metadata.json`` (settings, scalars, the covariate coding, the
-        package version and checksums), the fitted arrays as ``.npy`` and the
-        ArviZ posterior as netCDF. The file is written under a temporary name
-        and renamed when complete. See :mod:`bayes_prsn.persistence`.
+        The format is open and holds no pickle: a ZIP archive with ``metadata.json``
+        (settings, scalars, the covariate coding, the package version and checksums),
+        the fitted arrays as ``.npy`` and the ArviZ posterior as netCDF, written under
+        a temporary name and renamed when complete (:mod:`bayes_prsn.persistence`).
 
         Returns
         -------
@@ -230,9 +228,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
     def load(cls, path):
         """Load an estimator written by :meth:`save`; predictions are identical.
 
-        Raises :class:`bayes_prsn.persistence.ModelFileError` (a ``ValueError``)
-        with a one-line reason when the file is missing, damaged, modified,
-        from a newer bayes_prsn or holds another estimator class.
+        Raises :class:`bayes_prsn.persistence.ModelFileError` (a ``ValueError``) with a
+        one-line reason: the file is missing, damaged, modified, newer or of another class.
         """
         return persistence.load(path, cls, classes=ESTIMATORS)
 
@@ -240,8 +237,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
     def predict_coef(self, covariates) -> np.ndarray:
         """Coefficients of new samples from their covariates, shape (n, n_predictors).
 
-        With ``covariate_columns`` set, pass the new samples' ``X`` (the
-        covariate columns are taken from it).
+        With ``covariate_columns`` set, pass the new samples' ``X`` (covariates taken from it).
         """
         return self._predict_theta(self._encode(self._new_covariates(covariates)))[0]
 
@@ -378,10 +374,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         estimator works with any scikit-learn tool without routing. ``"all"``:
         every column of ``X`` is both a predictor and a covariate.
     devices : int, "all" or None, default None
-        Shard the MAP optimisation over this many JAX devices (GPUs, or host
-        CPU devices) with :mod:`jax.sharding`: data parallel, the same code
-        and the same MAP as on one device up to floating-point order. None
-        uses one device.
+        Shard the MAP optimisation over this many JAX devices (GPUs, or host CPU
+        devices) with :mod:`jax.sharding`: data parallel, the same code and the same
+        MAP as on one device up to floating-point order. None uses one device.
     batch_size : int, "auto" or None, default "auto"
         Samples per minibatch SVI step (as many pairs are drawn), with
         every term rescaled so that each step follows an unbiased estimate of
@@ -390,6 +385,10 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         up to 20,000 samples, minibatches of 8192 above. With minibatches the
         smoothing is chosen on a random subset of 2,000 samples and the fit
         runs ``max_steps`` steps (the loss is too noisy for the stopping rule).
+    n_jobs : int or None, default -1
+        Threads for the smoothing choice's validation fits, which run side
+        by side (the same results as one after another): -1 every CPU core,
+        -2 all but one, None or 1 one thread. One with ``devices`` > 1.
 
     Attributes
     ----------
@@ -525,6 +524,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         covariate_columns: list | str | None = D["covariate_columns"],
         devices: int | str | None = D["devices"],
         batch_size: int | str | None = D["batch_size"],
+        n_jobs: int | None = D["n_jobs"],
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
         _store_parameters(self, locals())

@@ -3,7 +3,8 @@
 :func:`run_map` hands the problem's arrays and the model's static settings
 to :func:`bayes_prsn.svi.run_svi`; :func:`minibatch_sizes` is the policy
 that picks full-batch or minibatch steps, :func:`resolve_devices` turns the
-``devices`` setting into JAX devices, and :func:`state_from_map` reads the
+``devices`` setting into JAX devices, :func:`fit_threads` says how many fits
+may run side by side, and :func:`state_from_map` reads the
 final fit's sites into a :class:`~bayes_prsn.state.FittedState`.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .inputs import FitConfig
 from .models import ENCODER_SCALE, codes_from_sites, family, fitted_encoder_weights
+from .parallel import resolve_n_jobs
 from .predict import neighbour_tree, training_codes
 from .state import FittedState, MapParams
 from .svi import SVIResult, run_svi
@@ -23,6 +25,7 @@ __all__ = [
     "MINIBATCH_ABOVE",
     "AUTO_BATCH_SIZE",
     "minibatch_sizes",
+    "fit_threads",
     "population_sites",
     "resolve_devices",
     "run_map",
@@ -68,6 +71,13 @@ def resolve_devices(devices):
     return available[:count]
 
 
+def fit_threads(config: FitConfig) -> int:
+    """Threads for independent fits (``n_jobs``); one when the MAP is sharded over devices."""
+    if config.devices is not None and len(resolve_devices(config.devices)) > 1:
+        return 1
+    return resolve_n_jobs(config.n_jobs)
+
+
 def run_map(
     key,
     data: dict,
@@ -80,11 +90,13 @@ def run_map(
     description: str = "MAP (SVI)",
     batch_sizes=None,
     min_steps: int | None = None,
+    cancel=None,
 ) -> SVIResult:
     """The MAP of the model on ``data`` with ``settings``, started at ``init``.
 
     ``mask`` marks the samples whose response enters the likelihood (the
-    others are held out); all of them by default.
+    others are held out); all of them by default. ``cancel``: see
+    :func:`~bayes_prsn.svi.run_svi`.
     """
     if mask is None:
         # An all-true mask rather than none: the final fit then reuses the
@@ -108,6 +120,7 @@ def run_map(
         warn=warn,
         devices=resolve_devices(config.devices),
         batch_sizes=batch_sizes,
+        cancel=cancel,
         **({} if min_steps is None else {"min_steps": min_steps}),
     )
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .models import FAMILIES, PRIORS
+from .parallel import check_n_jobs
 from .predict import PREDICT_METHODS
 from .preprocessing import check_array, check_dense, check_response, check_two_dimensional
 
@@ -57,6 +58,7 @@ class FitConfig:
     random_state: int | None
     devices: int | str | None
     batch_size: int | str | None
+    n_jobs: int | None = None
     df: float | None = None
 
 
@@ -93,6 +95,7 @@ def check_settings(estimator, family: str) -> FitConfig:
     check_positive(estimator.max_steps, "max_steps", integer=True)
     if estimator.batch_size not in ("auto", None):
         check_positive(estimator.batch_size, "batch_size", integer=True)
+    check_n_jobs(estimator.n_jobs)
     width = estimator.encoder_width
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 0:
         raise ValueError(

@@ -48,9 +48,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .fitting import run_map
+from .fitting import fit_threads, run_map
 from .inputs import FitConfig
 from .models import ENCODER_SCALE, codes_from_sites, family
+from .parallel import run_in_threads
 from .population import fit_population_glm
 from .problem import FLAT_PRIOR_SCALE, Problem, build_problem, population_penalty
 from .sample_inputs import MODEL_ARRAYS
@@ -479,10 +480,11 @@ class _Scorer:
             return best
         chosen = self.tried[best]
         by_scale = {ENCODER_SCALE: best}
-        for scale in ENCODER_SCALE_GRID:
-            if scale != ENCODER_SCALE:
-                self.score(dict(chosen, encoder_scale=scale))
-                by_scale[scale] = len(self.tried) - 1
+        others = [scale for scale in ENCODER_SCALE_GRID if scale != ENCODER_SCALE]
+        # Independent fits (each starts from its fold's start): side by side.
+        self.score_all([dict(chosen, encoder_scale=scale) for scale in others])
+        for index, scale in enumerate(others, start=len(self.tried) - len(others)):
+            by_scale[scale] = index
         # Smoothest encoder (the smallest input-weight scale) first.
         order = [by_scale[scale] for scale in sorted(by_scale)]
         return order[choose([self.losses[i] for i in order])]
@@ -525,15 +527,27 @@ class _Scorer:
         )
 
     def score(self, candidate: dict, warm_starts=None) -> list:
-        """Held-out losses of ``candidate`` and its MAP on every fold.
+        """Held-out losses of ``candidate`` and its MAP on every fold (see :meth:`score_all`)."""
+        return self.score_all([candidate], warm_starts)[0]
 
+    def score_all(self, candidates: list[dict], warm_starts=None) -> list[list]:
+        """Held-out losses of each of ``candidates`` and its MAP on every fold.
+
+        The validation fits of every candidate and fold are independent and run
+        side by side on :func:`~bayes_prsn.fitting.fit_threads` threads
+        (:mod:`bayes_prsn.parallel`; the same results as one after another).
         ``warm_starts``: each fold's MAP of a neighbouring candidate to start
-        from (see :data:`WARM_START_MIN_STEPS`); else the problem's start.
+        from (see :data:`WARM_START_MIN_STEPS`); else the fold's start. Returns
+        each candidate's MAPs, fold by fold.
         """
         problem, config, data = self.problem, self.config, self.problem.data
         pointwise = family(config.family).pointwise_loss
-        loss, starts = [], []
-        for fold, mask in enumerate(self.masks):
+        n_folds, done = len(self.masks), len(self.tried) * len(self.masks)
+        tasks = [(c, fold) for c in range(len(candidates)) for fold in range(n_folds)]
+
+        def fit(task, cancel):
+            number, fold = task
+            candidate, mask = candidates[number], self.masks[fold]
             result = run_map(
                 problem.key,
                 data,
@@ -543,8 +557,9 @@ class _Scorer:
                 warn=False,
                 mask=~mask,
                 min_steps=None if warm_starts is None else WARM_START_MIN_STEPS,
-                description=f"choosing smoothing {len(self.tried) * len(self.masks) + fold + 1}"
+                description=f"choosing smoothing {done + number * n_folds + fold + 1}"
                 f"/{self.planned}",
+                cancel=cancel,
             )
             params = result.params
             shared = params["offset"] if config.offset else 0.0
@@ -553,13 +568,20 @@ class _Scorer:
             )
             theta = shared + codes @ params["dictionary"]
             eta = np.sum(data["X"][mask] * theta[mask], axis=1)
-            loss.append(held_out_loss(pointwise, data, eta, mask))
-            starts.append(params)
-        self.tried.append(candidate)
-        self.losses.append(np.concatenate(loss))
-        # The final fit starts from the first split's MAP.
-        self.fits.append(starts[0])
-        return starts
+            return held_out_loss(pointwise, data, eta, mask), params
+
+        for fold in range(n_folds):
+            self.start(fold)  # made here, not in the threads
+        results = run_in_threads(fit, tasks, fit_threads(config))
+        maps = []
+        for number, candidate in enumerate(candidates):
+            losses, params = zip(*results[number * n_folds : (number + 1) * n_folds], strict=True)
+            self.tried.append(candidate)
+            self.losses.append(np.concatenate(losses))
+            # The final fit starts from the first split's MAP.
+            self.fits.append(params[0])
+            maps.append(list(params))
+        return maps
 
 
 def _population_glms(data: dict, masks, config: FitConfig) -> list[np.ndarray]:

@@ -9,7 +9,9 @@ run again with smaller steps. Minibatch steps are in
 devices. Full-batch fits on one device pad their samples up to
 :func:`sample_bucket` rows (:func:`pad_samples`), so that fits of nearby
 sizes (cross-validation folds, grid searches, new data) run the same
-compiled chunks instead of compiling again.
+compiled chunks instead of compiling again. Fits may run on several threads
+at once (:mod:`bayes_prsn.parallel`): the call that traces a program holds
+:data:`~bayes_prsn.parallel.TRACE_LOCK`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from numpyro.infer.autoguide import AutoDelta
 from .exceptions import ConvergenceWarning, NumericalWarning
 from .minibatch import minibatch_steps
 from .models import CODE_SITES, personalized_regression, personalized_regression_minibatch
+from .parallel import TRACE_LOCK, Cancelled, call_traced_once
 from .sample_inputs import MODEL_ARRAYS
 
 __all__ = [
@@ -42,6 +45,11 @@ __all__ = [
     "ConvergenceWarning",
     "NumericalWarning",
 ]
+
+
+def _signature(*trees) -> tuple:
+    """The abstract values (shape, dtype, weak type) of the arrays of ``trees``, in order."""
+    return tuple(str(jax.typeof(leaf)) for leaf in jax.tree_util.tree_leaves(trees))
 
 
 class SortedTraceELBO(Trace_ELBO):
@@ -250,6 +258,7 @@ def run_svi(
     warn: bool = True,
     max_restarts: int = 3,
     devices=None,
+    cancel=None,
 ) -> SVIResult:
     """MAP of :func:`bayes_prsn.models.personalized_regression` through SVI.
 
@@ -288,6 +297,9 @@ def run_svi(
         compiled steps are the same code, partitioned by XLA. When the number
         of samples is not a multiple of the number of devices, only the pairs
         are split. ``None`` or one device: no sharding.
+    cancel : threading.Event, optional
+        Set by another thread to stop the run between chunks
+        (:class:`bayes_prsn.parallel.Cancelled` is raised).
     max_restarts : int
         When a step gives a non-finite loss or parameters, or a full-batch
         chunk's loss ends far above where it began (:data:`DIVERGENCE`), the
@@ -341,6 +353,7 @@ def run_svi(
         progress_bar=progress_bar,
         description=description,
         stop=stop,
+        cancel=cancel,
     )
     params = {
         name[: -len("_auto_loc")]: np.asarray(value)[:n_samples]
@@ -385,9 +398,11 @@ class _RestartingChunks:
         self.check_first_loss = False
         # Minibatch losses are noisy estimates: only full-batch chunks are checked for divergence.
         self.full_batch = static[-1] is None
-        self.svi, self.init, self.run_chunk, self.get_params = _compiled(
-            static, shapes, step_size, chunk_size
-        )
+        with TRACE_LOCK:  # one thread builds a configuration's programs, the others reuse them
+            self.svi, self.init, self.run_chunk, self.get_params = _compiled(
+                static, shapes, step_size, chunk_size
+            )
+        self.signature = _signature(kwargs, init_params)
 
     def start(self):
         """The optimiser's state at the starting point (whose loss must be finite).
@@ -395,7 +410,9 @@ class _RestartingChunks:
         Full-batch runs check that loss as the first step's (the loss before
         the first update); minibatch runs evaluate it on their first batch here.
         """
-        state, initial_loss = self.init(self.rng_key, self.init_params, self.kwargs)
+        state, initial_loss = call_traced_once(
+            self.init, self.signature, self.rng_key, self.init_params, self.kwargs
+        )
         self.check_first_loss = initial_loss is None
         if not self.check_first_loss and not np.isfinite(float(initial_loss)):
             _non_finite_start()
@@ -404,13 +421,17 @@ class _RestartingChunks:
     def __call__(self, state, index: int):
         while True:
             chunk_key = jax.random.fold_in(self.rng_key, index + 1000 * self.restarts)
-            new_state, losses = self.run_chunk(state, self.kwargs, chunk_key)
+            new_state, losses = call_traced_once(
+                self.run_chunk, self.signature, state, self.kwargs, chunk_key
+            )
             losses = np.asarray(losses)
             if self.check_first_loss:
                 self.check_first_loss = False
                 if not np.isfinite(losses[0]):
                     _non_finite_start()
-            finite = np.all(np.isfinite(losses)) and bool(_finite_check(self.get_params)(new_state))
+            finite = np.all(np.isfinite(losses)) and bool(
+                call_traced_once(_finite_check(self.get_params), self.signature, new_state)
+            )
             if finite and not (self.full_batch and _diverged(losses)):
                 return new_state, losses
             self._restart(losses, index, finite)
@@ -439,10 +460,12 @@ class _RestartingChunks:
             NumericalWarning,
             stacklevel=5,
         )
-        self.svi, self.init, self.run_chunk, self.get_params = _compiled(
-            self.static, self.shapes, float(self.step_size), self.chunk_size
-        )
-        self.init(self.rng_key, self.init_params, self.kwargs)  # sets up the new SVI object
+        with TRACE_LOCK:
+            self.svi, self.init, self.run_chunk, self.get_params = _compiled(
+                self.static, self.shapes, float(self.step_size), self.chunk_size
+            )
+        # Sets up the new SVI object.
+        call_traced_once(self.init, self.signature, self.rng_key, self.init_params, self.kwargs)
 
 
 #: A full-batch chunk whose last loss exceeds its first by more than this share of the
@@ -513,12 +536,15 @@ def run_chunks(
     description: str = "MAP (SVI)",
     label: str = "loss",
     stop=None,
+    cancel=None,
 ):
     """Run ``run_chunk(state, index)`` chunk after chunk, with a progress bar.
 
     Stops after ``max_steps`` steps (rounded up to whole chunks) or when
     ``stop(chunks)`` (the list of every chunk's losses so far) is true.
     Returns the last state, every loss, and whether ``stop`` ended the run.
+    Raises :class:`~bayes_prsn.parallel.Cancelled` before a chunk once ``cancel``
+    (a :class:`threading.Event`) is set.
     Used by the MAP (:func:`run_svi`) and by variational inference
     (:func:`bayes_prsn.posterior.run_vi`).
     """
@@ -534,6 +560,8 @@ def run_chunks(
     chunks, stopped = [], False
     try:
         while len(chunks) * chunk_size < max_steps:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{description} stopped: its batch of fits was given up")
             state, losses = run_chunk(state, len(chunks))
             chunks.append(np.asarray(losses))
             if bar is not None:

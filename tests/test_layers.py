@@ -29,7 +29,16 @@ LAYERS = [
     ["fitting", "posterior", "evidence", "problem", "inference_data", "figures", "repeats"],
     ["inputs", "svi", "diagnostics", "arviz_compat", "state"],
     ["predict", "minibatch", "scaling", "population", "association"],
-    ["preprocessing", "adam", "exceptions", "simulate", "version", "defaults", "sample_inputs"],
+    [
+        "preprocessing",
+        "adam",
+        "exceptions",
+        "simulate",
+        "version",
+        "defaults",
+        "sample_inputs",
+        "parallel",
+    ],
     ["models"],
 ]
 #: Underscore names that are public API of the standard library's NamedTuple.

@@ -106,14 +106,15 @@ def test_same_seed_same_results_different_seed_different_draws(framed):
 
 INTERRUPTED_FIT = textwrap.dedent(
     """
-    import signal
+    import signal, sys, time
     # A shell that starts jobs in the background makes them ignore SIGINT; restore
     # Python's own handler so that the signal acts as Ctrl-C in a terminal would.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from bayes_prsn import PersonalizedRegression, simulate
-    data = simulate.make_toy(n_samples=2000, random_state=0)
-    est = PersonalizedRegression(max_steps=10**7, tol=1e-12, validation_fraction=0.0,
-                                 progress_bar=True, random_state=0)
+    n_samples, validation_fraction = int(sys.argv[1]), float(sys.argv[2])
+    data = simulate.make_toy(n_samples=n_samples, random_state=0)
+    est = PersonalizedRegression(max_steps=10**7, tol=1e-12, n_jobs=2, progress_bar=True,
+                                 validation_fraction=validation_fraction, random_state=0)
     try:
         est.fit(data.X, data.y, covariates=data.covariates)
     except KeyboardInterrupt:
@@ -122,9 +123,17 @@ INTERRUPTED_FIT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_during_fit_leaves_it_unfitted():
+@pytest.mark.parametrize(
+    ("n_samples", "validation_fraction", "stage"),
+    [
+        (2000, 0.0, "MAP (SVI)"),  # the final fit
+        # The smoothing choice: 5 folds, two validation fits at a time on threads.
+        (600, 0.2, "choosing smoothing"),
+    ],
+)
+def test_ctrl_c_during_fit_leaves_it_unfitted(n_samples, validation_fraction, stage):
     process = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_FIT],
+        [sys.executable, "-c", INTERRUPTED_FIT, str(n_samples), str(validation_fraction)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,10 +144,11 @@ def test_ctrl_c_during_fit_leaves_it_unfitted():
         seen = ""
         while time.monotonic() < deadline and process.poll() is None:
             seen += process.stderr.read(1)
-            if "MAP (SVI)" in seen and "loss=" in seen:
+            if stage in seen and "loss=" in seen:
                 break
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        # The threads' fits stop at their next chunk: the process ends at once.
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()

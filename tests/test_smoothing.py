@@ -261,8 +261,27 @@ def test_one_standard_error_prefers_the_simpler_candidate_unless_clearly_beaten(
 @pytest.fixture(scope="module")
 def null_fit():
     data = simulate.make_null(n_samples=150, random_state=31)
-    est = PersonalizedRegression(random_state=0).fit(data.X, data.y, covariates=data.covariates)
+    # Two threads whatever the machine's cores (compared with one thread below).
+    est = PersonalizedRegression(random_state=0, n_jobs=2)
+    est.fit(data.X, data.y, covariates=data.covariates)
     return est, data
+
+
+def test_validation_fits_in_threads_give_the_same_fit(null_fit):
+    """The validation fits run side by side on threads (``n_jobs``): the same
+    programs on the same inputs, so the same choice and the same bits as one
+    after another. This fit has every kind of batch: the first candidate's
+    5 folds (compiled in the threads, under the tracing lock), the warm-started
+    candidates, the encoder-smoothness candidates together (10 fits) and the
+    smoothed fallback's check."""
+    threaded, data = null_fit
+    serial = PersonalizedRegression(random_state=0, n_jobs=1)
+    serial.fit(data.X, data.y, covariates=data.covariates)
+    assert serial.validation_scores_ == threaded.validation_scores_
+    assert "smoothed_fallback" in serial.validation_scores_
+    np.testing.assert_array_equal(serial.coef_, threaded.coef_)
+    np.testing.assert_array_equal(serial.intercept_, threaded.intercept_)
+    np.testing.assert_array_equal(serial.embedding_, threaded.embedding_)
 
 
 def test_null_data_gets_the_population_model(null_fit):
