@@ -138,11 +138,13 @@ def sample_posterior(
     max_memory_gb: float | None,
     options: dict,
     fits: int = 1,
+    threads: int = 1,
 ) -> PosteriorState:
     """Run the back-end ``method`` on the fitted model's target (see the module docstring).
 
     ``fits``: the number of fits whose draws will be pooled (the memory
-    check counts all of them, before any is drawn).
+    check counts all of them, before any is drawn). ``threads``: NUTS chains
+    side by side on the default target (:func:`~bayes_prsn.shared_posterior.run_shared_nuts`).
     """
     import jax
 
@@ -155,6 +157,8 @@ def sample_posterior(
     if method == "nuts":
         static.update(num_warmup=num_warmup, num_chains=num_chains, thinning=thinning)
     run = _sample_shared if state.params.encoder_weights is not None else _sample_codes
+    if method == "nuts" and run is _sample_shared:
+        static["threads"] = int(threads)
     return run(state, method, key, num_samples, static, options, int(random_state))
 
 

@@ -38,6 +38,7 @@ import numpyro
 
 from .evidence import SharedTarget, flatten, precision_vector
 from .models import family, linearised_glm
+from .parallel import TRACE_LOCK, run_in_threads
 from .posterior import (
     NUTS_FIELDS,
     PosteriorDraws,
@@ -128,8 +129,9 @@ def _nuts_chain(family: str, settings: tuple):
     so a second target of the same shapes (another data set, the replicates
     of a calibration check, the chains after the first) runs without
     compiling again; NumPyro's MCMC compiles its loop on every run (about
-    1-3 s here). Not for concurrent use from several threads: the kernel
-    keeps the data of its last initialisation.
+    1-3 s here). The kernel keeps the data of its last initialisation, so
+    initialise one chain at a time; the compiled chain holds no Python state,
+    and chains run side by side on threads (:func:`_run_chains`).
     """
     from numpyro.infer import NUTS
 
@@ -175,14 +177,18 @@ def _nuts_chain(family: str, settings: tuple):
     return kernel, compiled
 
 
-def _run_chains(family: str, settings: dict, key, starts: dict, arguments: dict, progress_bar):
+def _run_chains(
+    family: str, settings: dict, key, starts: dict, arguments: dict, progress_bar, threads=1
+):
     """Draws and statistics (chain, draw, ...) of ``num_chains`` chains from ``starts``.
 
     Each chain's key and initial state are NumPyro MCMC's (the state to float32
     rounding: its initialisation is compiled); ``chain_method``
-    as MCMC's: ``"sequential"`` runs the compiled chain once per chain,
-    ``"vectorized"`` maps it over the chains, ``"parallel"`` over devices.
-    ``progress_bar``: a bar that counts the chains done.
+    as MCMC's: ``"sequential"`` runs the compiled chain once per chain, on up
+    to ``threads`` threads side by side (the same program and inputs, so the
+    same draws as one after another), ``"vectorized"`` maps it over the
+    chains, ``"parallel"`` over devices. ``progress_bar``: a bar that counts
+    the chains done.
     """
     num_chains, chain_method = settings["num_chains"], settings["chain_method"]
     static = ("num_warmup", "num_samples", "thinning", "target_accept_prob", "max_tree_depth")
@@ -199,11 +205,17 @@ def _run_chains(family: str, settings: dict, key, starts: dict, arguments: dict,
         bar = tqdm(total=num_chains, desc=f"NUTS ({chain_method})", unit="chain")
     try:
         if chain_method == "sequential" or num_chains == 1:
-            runs = []
-            for state in states:
-                runs.append(jax.tree.map(np.asarray, compiled["sequential"](state, arguments)))
+            with TRACE_LOCK:  # traced (NumPyro's handlers) and compiled once, by one thread
+                program = compiled["sequential"].lower(states[0], arguments).compile()
+
+            def run(state, cancel):
+                # One compiled program per chain: it cannot stop half-way (``cancel``).
+                draws = jax.tree.map(np.asarray, program(state, arguments))
                 if bar is not None:
                     bar.update(1)
+                return draws
+
+            runs = run_in_threads(run, states, threads)
             return jax.tree.map(lambda *chains: np.stack(chains), *runs)
         stacked = jax.tree.map(lambda *chains: jnp.stack(chains), *states)
         runs = jax.tree.map(np.asarray, compiled[chain_method](stacked, arguments))
@@ -261,8 +273,12 @@ def run_shared_nuts(
     init_jitter: float = 0.5,
     thinning: int = 1,
     progress_bar: bool = False,
+    threads: int = 1,
 ) -> PosteriorDraws:
-    """NUTS on the whitened target; chain 0 starts at the MAP, the others ``init_jitter`` away."""
+    """NUTS on the whitened target; chain 0 starts at the MAP, the others ``init_jitter`` away.
+
+    ``threads``: sequential chains side by side on this many threads (:func:`_run_chains`).
+    """
     check_draw_counts(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
     chain_method = resolve_chain_method(chain_method, num_chains)
     start = time.perf_counter()
@@ -287,7 +303,9 @@ def run_shared_nuts(
             keys[1], (num_chains,)
         )
         starts["noise_scale"] = noise.at[0].set(np.log(target.noise_scale))
-    raw, extra = _run_chains(target.family, settings, key_run, starts, arguments, progress_bar)
+    raw, extra = _run_chains(
+        target.family, settings, key_run, starts, arguments, progress_bar, threads
+    )
     samples = {"shared": _flat_draws(centre, factor, raw["whitened"])}
     if sample_noise:
         samples["noise_scale"] = raw["noise_scale"]

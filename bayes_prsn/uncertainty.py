@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .defaults import POSTERIOR_DEFAULTS
+from .parallel import check_n_jobs, resolve_n_jobs
 from .pooling import check_refits, pooled_posterior
 from .predict import predictive_draws
 from .state import (
@@ -117,7 +118,9 @@ class UncertaintyMixin:
         **options
             Passed to the back-end (:func:`bayes_prsn.posterior.run_nuts`,
             ``run_laplace`` or ``run_vi``), e.g. ``target_accept_prob``,
-            ``chain_method``, ``num_steps``, ``guide_rank``.
+            ``chain_method``, ``num_steps``, ``guide_rank``. NUTS chains on
+            one device run side by side on ``n_jobs`` threads (the same
+            draws as one after another).
 
         Returns
         -------
@@ -148,6 +151,7 @@ class UncertaintyMixin:
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
         refits = check_refits(refits, state)
+        check_n_jobs(self.n_jobs)
         # The draws asked for: this fit's, and each refit's alike.
         draws = {
             "num_warmup": num_warmup,
@@ -159,7 +163,13 @@ class UncertaintyMixin:
         }
         random_state = int(random_state)
         posterior = sample_posterior(
-            state, method, random_state=random_state, options=options, fits=refits + 1, **draws
+            state,
+            method,
+            random_state=random_state,
+            options=options,
+            fits=refits + 1,
+            threads=resolve_n_jobs(self.n_jobs),
+            **draws,
         )
         if refits:
             posterior = pooled_posterior(
