@@ -11,7 +11,6 @@ value per trailing element.
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +19,7 @@ from numpyro.diagnostics import effective_sample_size, gelman_rubin
 from scipy.special import ndtri
 
 from .exceptions import ConvergenceWarning
+from .parallel import available_cores
 
 __all__ = [
     "rhat",
@@ -68,7 +68,7 @@ _CHUNK_VALUES = 1_000_000
 #: Threads that diagnose blocks side by side (NumPy and SciPy release the GIL in
 #: their sorts, FFTs and element-wise functions): 1.3 s instead of 2.3 s above on
 #: 2 cores.
-_THREADS = min(4, os.cpu_count() or 1)
+_THREADS = min(4, available_cores())
 
 
 def _chunked(function=None, *, leading: tuple = ()):

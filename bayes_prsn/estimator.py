@@ -386,9 +386,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         smoothing is chosen on a random subset of 2,000 samples and the fit
         runs ``max_steps`` steps (the loss is too noisy for the stopping rule).
     n_jobs : int or None, default -1
-        Threads for the smoothing choice's validation fits, which run side
-        by side (the same results as one after another): -1 every CPU core,
-        -2 all but one, None or 1 one thread. One with ``devices`` > 1.
+        Threads for the smoothing choice's validation fits and a NUTS posterior's
+        chains, which run side by side (the same results as one after another): -1
+        every CPU core, -2 all but one, None or 1 one. Fits: one with ``devices`` > 1.
 
     Attributes
     ----------
