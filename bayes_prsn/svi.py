@@ -95,7 +95,12 @@ class SVIResult(NamedTuple):
     converged: bool
 
 
-@functools.lru_cache(maxsize=32)
+#: Configurations whose compiled programs are kept (:func:`_compiled`, and each one's
+#: :func:`_checked_chunk`, evicted in step with it).
+PROGRAMS_KEPT = 32
+
+
+@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     """SVI object and jit-compiled chunk of steps for one static configuration.
 
@@ -487,7 +492,7 @@ def _non_finite_start():
     )
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def _checked_chunk(run_chunk, get_params):
     """``run_chunk`` with its key and the finiteness of the parameters it ends at, compiled
     as one program: ``(state, losses, finite) = checked(state, kwargs, rng_key, counter)``,
