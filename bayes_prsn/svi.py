@@ -95,14 +95,11 @@ class SVIResult(NamedTuple):
     converged: bool
 
 
-#: Configurations whose compiled programs are kept (:func:`_compiled`, and each one's
-#: :func:`_checked_chunk`, evicted in step with it).
-PROGRAMS_KEPT = 32
-
-
-@functools.lru_cache(maxsize=PROGRAMS_KEPT)
+@functools.lru_cache(maxsize=32)
 def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
-    """SVI object and jit-compiled chunk of steps for one static configuration.
+    """SVI object and jit-compiled programs for one static configuration:
+    ``(svi, init, checked_chunk, get_params)``, the chunk of steps as
+    :func:`_checked_chunk` runs it.
 
     Cached so that repeated fits with the same static settings (and array
     shapes) reuse the compiled code; everything that may change between fits
@@ -127,7 +124,10 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
     optim = numpyro.optim.Adam(schedule)
     svi = SVI(model, guide, optim, SortedTraceELBO())
     if batch_sizes is not None:
-        return minibatch_steps(svi, schedule, batch_sizes, encoder_width, chunk_size)
+        svi, init, run_chunk, get_params = minibatch_steps(
+            svi, schedule, batch_sizes, encoder_width, chunk_size
+        )
+        return svi, init, _checked_chunk(run_chunk, get_params), get_params
 
     @jax.jit
     def init(rng_key, init_params, kwargs):
@@ -144,7 +144,7 @@ def _compiled(static: tuple, shapes: tuple, step_size: float, chunk_size: int):
 
         return jax.lax.scan(body, state, jax.random.split(key, chunk_size))
 
-    return svi, init, run_chunk, svi.get_params
+    return svi, init, _checked_chunk(run_chunk, svi.get_params), svi.get_params
 
 
 #: Steps over which the Adam step size halves.
@@ -409,10 +409,9 @@ class _RestartingChunks:
     def _build_programs(self) -> None:
         """The configuration's compiled programs at the current step size."""
         with TRACE_LOCK:  # one thread builds a configuration's programs, the others reuse them
-            self.svi, self.init, run_chunk, self.get_params = _compiled(
+            self.svi, self.init, self.run_chunk, self.get_params = _compiled(
                 self.static, self.shapes, float(self.step_size), self.chunk_size
             )
-            self.run_chunk = _checked_chunk(run_chunk, self.get_params)
 
     def start(self):
         """The optimiser's state at the starting point (whose loss must be finite).
@@ -492,7 +491,6 @@ def _non_finite_start():
     )
 
 
-@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def _checked_chunk(run_chunk, get_params):
     """``run_chunk`` with its key and the finiteness of the parameters it ends at, compiled
     as one program: ``(state, losses, finite) = checked(state, kwargs, rng_key, counter)``,
