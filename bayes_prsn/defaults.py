@@ -42,7 +42,7 @@ DEFAULTS = {
 #: Defaults of :meth:`~bayes_prsn.PersonalizedRegression.sample_posterior`
 #: (``num_samples`` None: 2000 per chain for NUTS, 1000 in all otherwise).
 POSTERIOR_DEFAULTS = {
-    "method": "nuts",
+    "method": "auto",
     "num_warmup": 1000,
     "num_samples": None,
     "num_chains": 4,

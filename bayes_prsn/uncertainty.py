@@ -62,7 +62,9 @@ class UncertaintyMixin:
 
         Parameters
         ----------
-        method : {"nuts", "laplace", "vi"}, default "nuts"
+        method : {"auto", "nuts", "laplace", "vi"}, default "auto"
+            ``"auto"``: ``"laplace"`` for 0/1 data (the bernoulli family, with
+            the encoder), ``"nuts"`` otherwise (:func:`~bayes_prsn.sampling.auto_method`).
             ``"nuts"``: NUTS, every chain started at (or near) the MAP, in
             coordinates whitened by the Gaussian approximation. ``"laplace"``:
             the Gaussian approximation at the MAP (covariance from the
@@ -143,11 +145,13 @@ class UncertaintyMixin:
             or tail ESS below 100 per chain, or when a transition diverged;
             the numbers are in the message and in ``posterior_diagnostics_``.
         """
-        from .sampling import sample_posterior
+        from .sampling import auto_method, sample_posterior
 
         state = fitted_state(self)
         if isinstance(method, str):
             method = method.lower()  # "NUTS" and "Laplace" are the same methods
+        if method == "auto":
+            method = auto_method(state)
         if random_state is None:
             random_state = np.random.default_rng(self.random_state).integers(2**31 - 1)
         refits = check_refits(refits, state)

@@ -148,7 +148,9 @@ def test_errors_before_posterior(fitted_toy, toy):
     assert "sd" in fitted_toy.summary().columns and "r_hat" not in fitted_toy.summary().columns
     with pytest.raises(NotFittedError, match="sample_posterior"):
         fitted_toy.predict(toy.X[:3], toy.covariates.iloc[:3], return_interval=True)
-    with pytest.raises(ValueError, match=r"method must be one of \('nuts', 'laplace', 'vi'\)"):
+    with pytest.raises(
+        ValueError, match=r"method must be 'auto' or one of \('nuts', 'laplace', 'vi'\)"
+    ):
         fitted_toy.sample_posterior(method="hmc")
     with pytest.raises(NotFittedError, match="not fitted"):
         PersonalizedRegression().sample_posterior()
