@@ -24,21 +24,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from posterior import LEVELS, _split, make_data
-
-from bayes_prsn import PersonalizedClassifier, PersonalizedRegression, arviz_compat
+from posterior import _split, coverage, default_estimator, draws_truth_point, make_data
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pooled_centre.json"
 
 
 def _summary(draws, truth, point) -> dict:
     mean, sd = draws.mean(axis=0), draws.std(axis=0)
-    coverage = []
-    for level in LEVELS:
-        lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        coverage.append(round(float(np.mean((truth >= lower) & (truth <= upper))), 3))
     return {
-        "coverage": coverage,
+        "coverage": [round(found, 3) for found in coverage(draws, truth)],
         "sharpness": round(float(np.sqrt(np.mean((mean - truth) ** 2) / np.mean(sd**2))), 3),
         "coherence": round(float(np.median(np.abs(point - mean) / sd)), 3),
         "mse_mean": float(np.mean((mean[:, :-1] - truth[:, :-1]) ** 2)),
@@ -48,19 +42,10 @@ def _summary(draws, truth, point) -> dict:
 def run(generator: str, n_samples: int, seed: int, method: str) -> dict:
     data = make_data(generator, n_samples, seed)
     (X, y, covariates), _ = _split(data, n_samples)
-    if data.family == "bernoulli":
-        estimator = PersonalizedClassifier(random_state=seed)
-    else:
-        estimator = PersonalizedRegression(family=data.family, random_state=seed)
+    estimator = default_estimator(data, seed)
     estimator.fit(X, y, covariates=covariates)
     estimator.sample_posterior(method, random_state=seed, refits=3)
-    posterior = arviz_compat.group(estimator.idata_, "posterior")
-    draws = np.concatenate(
-        [posterior["coef"].values, posterior["intercept"].values[..., None]], axis=-1
-    )
-    draws = draws.reshape(-1, *draws.shape[2:])
-    truth = np.column_stack([data.coef[:n_samples], data.intercept[:n_samples]])
-    point = np.column_stack([estimator.coef_, estimator.intercept_])
+    draws, truth, point = draws_truth_point(estimator, data, n_samples)
     shifted = draws + (point - draws.mean(axis=0))
     return {
         "generator": generator,

@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from posterior import LEVELS, _split, make_data
+from posterior import _split, coverage, draws_truth_point, make_data
 
-from bayes_prsn import PersonalizedRegression, arviz_compat
+from bayes_prsn import PersonalizedRegression
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,14 +51,8 @@ def _least_squares(columns: list, target: np.ndarray):
     return beta, np.sqrt(np.diag(covariance))
 
 
-def _coverage(draws, mean, truth, factor: float) -> list[float]:
-    widen = np.sqrt(factor)
-    found = []
-    for level in LEVELS:
-        lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        lower, upper = mean + widen * (lower - mean), mean + widen * (upper - mean)
-        found.append(round(float(np.mean((truth >= lower) & (truth <= upper))), 3))
-    return found
+def _coverage(draws, truth, factor: float) -> list[float]:
+    return [round(found, 3) for found in coverage(draws, truth, factor)]
 
 
 def run(generator: str, n_samples: int, seed: int) -> dict:
@@ -70,11 +64,8 @@ def run(generator: str, n_samples: int, seed: int) -> dict:
     estimator = PersonalizedRegression(random_state=seed).fit(X, y, covariates=covariates)
     estimator.sample_posterior("laplace", random_state=seed, refits=0)
     seconds = time.perf_counter() - start
-    posterior = arviz_compat.group(estimator.idata_, "posterior")
-    coef = posterior["coef"].values.reshape(-1, n_samples, X.shape[1])
-    intercept = posterior["intercept"].values.reshape(-1, n_samples)
-    draws = np.concatenate([coef, intercept[..., None]], axis=-1)
-    truth = np.column_stack([data.coef[:n_samples], data.intercept[:n_samples]])
+    draws, truth, _ = draws_truth_point(estimator, data, n_samples)
+    coef, intercept = draws[..., :-1], draws[..., -1]
     mean, sd = draws.mean(axis=0), draws.std(axis=0)
     slopes = np.einsum("snp,np->sn", coef, X)
     variance = (slopes + intercept).var(axis=0)
@@ -103,9 +94,9 @@ def run(generator: str, n_samples: int, seed: int) -> dict:
         "split_factor_coefficients": float(split[1]),
         "split_factor_intercept": float(split[2]),
         "split_oracle_coefficients": float(np.mean(true_slopes**2) / slopes.var(axis=0).mean()),
-        "coverage_as_drawn": _coverage(draws, mean, truth, 1.0),
-        "coverage_lower_bound": _coverage(draws, mean, truth, lower_bound),
-        "coverage_oracle": _coverage(draws, mean, truth, oracle),
+        "coverage_as_drawn": _coverage(draws, truth, 1.0),
+        "coverage_lower_bound": _coverage(draws, truth, lower_bound),
+        "coverage_oracle": _coverage(draws, truth, oracle),
     }
 
 
