@@ -37,6 +37,7 @@ DEFAULTS = {
     "devices": None,
     "batch_size": "auto",
     "n_jobs": -1,
+    "n_fits": "auto",
 }
 
 #: Defaults of :meth:`~bayes_prsn.PersonalizedRegression.sample_posterior`

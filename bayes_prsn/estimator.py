@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from . import persistence
+from .averaging import fit_members
 from .defaults import DEFAULTS as D
 from .exceptions import NotFittedError
 from .fitting import AUTO_BATCH_SIZE as AUTO_BATCH_SIZE
@@ -34,7 +35,7 @@ from .inputs import (
 )
 from .models import ENCODER_SCALE as ENCODER_SCALE
 from .models import family as family_of
-from .predict import predict_theta
+from .predict import predict_mean_theta
 from .problem import build_problem
 from .repeats import reorder_samples, samples_to_fit
 from .sample_inputs import PER_SAMPLE, log_exposure
@@ -91,6 +92,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         devices: int | str | None = D["devices"],
         batch_size: int | str | None = D["batch_size"],
         n_jobs: int | None = D["n_jobs"],
+        n_fits: int | str = D["n_fits"],
     ):
         _store_parameters(self, locals())
 
@@ -197,10 +199,10 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         }
         state = state_from_map(problem, config, smoothing, result, inputs=inputs)
         self._publish(reorder_samples(state, distinct))
+        self._publish(fit_members(self, fitted_state(self)))  # n_fits: the fits averaged
         return self
 
-    def _prepare_target(self, y):
-        """``(classes or None, y as the model takes it)``."""
+    def _prepare_target(self, y):  # (classes or None, y as the model takes it)
         return None, y
 
     def _publish(self, state: FittedState) -> None:
@@ -257,9 +259,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
         )
 
     def _new_covariates(self, covariates):
-        if self.covariate_columns is None:
-            return covariates
-        return self._split(covariates, None)[1]
+        return covariates if self.covariate_columns is None else self._split(covariates, None)[1]
 
     def _encode(self, covariates):
         """New samples' covariates in the fit's coding."""
@@ -275,14 +275,13 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
 
     def _predict_theta(self, encoded):
         state = fitted_state(self)
-        theta = predict_theta(
+        theta = predict_mean_theta(
             state,
             encoded,
             method=self.predict_method,
             n_neighbors=self.n_neighbors,
             gamma=float(self.gamma),
             prior=self.prior,
-            prior_scale=float(state.settings["prior_scale"]),
         )
         return state.to_original_units(theta)
 
@@ -389,6 +388,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         Threads for the smoothing choice's validation fits and a NUTS posterior's
         chains, which run side by side (the same results as one after another): -1
         every CPU core, -2 all but one, None or 1 one. Fits: one with ``devices`` > 1.
+    n_fits : int or "auto", default "auto"
+        Fits averaged into ``coef_`` (own split and start each; ``bayes_prsn.averaging``):
+        ``"auto"``, 4 for count and 0/1 data of 1,000 to 20,000 samples, else 1.
 
     Attributes
     ----------
@@ -412,13 +414,9 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         ``summary()`` and :func:`bayes_prsn.analysis.covariate_importance`
         show them by name.
     embedding_ : ndarray (n_samples, rank)
-        MAP codes :math:`Z`. With the encoder (``encoder_width > 0``),
-        ``coef_`` is not ``embedding_ @ dictionary_`` plus the offset: each
-        training sample's coefficients use the encoder's code plus the mean
-        MAP residual of its ``n_neighbors`` nearest training samples, the same
-        rule as for new samples under the default
-        ``predict_method="neighbors"`` (``predict_coef`` on the training
-        covariates then gives ``coef_``).
+        MAP codes :math:`Z`. With the encoder, ``coef_`` is the encoder's code plus
+        the mean MAP residual of the ``n_neighbors`` nearest training samples (the
+        rule for new samples: ``predict_coef`` on the training covariates gives ``coef_``).
     dictionary_ : ndarray (rank, n_features)
         Dictionary :math:`Q` in original units (without the intercept column).
     noise_scale_ : float or None
@@ -525,6 +523,7 @@ class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
         devices: int | str | None = D["devices"],
         batch_size: int | str | None = D["batch_size"],
         n_jobs: int | None = D["n_jobs"],
+        n_fits: int | str = D["n_fits"],
     ):
         # Only the parameters of this signature are set (scikit-learn's rule for clone).
         _store_parameters(self, locals())

@@ -96,6 +96,13 @@ def check_settings(estimator, family: str) -> FitConfig:
     if estimator.batch_size not in ("auto", None):
         check_positive(estimator.batch_size, "batch_size", integer=True)
     check_n_jobs(estimator.n_jobs)
+    n_fits = estimator.n_fits
+    if not (isinstance(n_fits, str) and n_fits == "auto"):
+        if isinstance(n_fits, bool) or not isinstance(n_fits, numbers.Integral) or n_fits < 1:
+            raise ValueError(
+                f"n_fits must be 'auto' or a whole number >= 1 (the fits averaged into coef_); "
+                f"got {n_fits!r}."
+            )
     width = estimator.encoder_width
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 0:
         raise ValueError(

@@ -21,8 +21,10 @@ A saved model is one ZIP archive holding
   from version 3 on, a posterior pooled over refits
   (``sample_posterior(refits=...)``) is marked by ``posterior_fits_`` in the
   metadata and keeps only its noise draws among the arrays (its
-  predictions come from its ArviZ data). Files of versions 1 and 2 load
-  unchanged.
+  predictions come from its ArviZ data); from version 4 on, the other fits
+  averaged into ``coef_`` (``n_fits``) are stored under ``_member<i>.`` (their
+  MAP, training coefficients and loss) and their scalars in ``_members``.
+  Files of versions 1 to 3 load unchanged.
 
 The archive is written to a temporary file beside the target and renamed
 into place, so an interrupted save never leaves a half-written model. On
@@ -33,6 +35,7 @@ with a one-line message.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -70,7 +73,7 @@ FORMAT = "bayes_prsn-model"
 #: Version of the layout written here; files with a larger version are refused
 #: (2: the posterior's draws of the shared parts; 3: a posterior pooled over
 #: refits, ``posterior_fits_``; files of versions 1 and 2 load).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: The estimator classes a saved model may hold.
 ESTIMATOR_CLASSES = ("PersonalizedRegression", "PersonalizedClassifier")
@@ -204,6 +207,10 @@ def _state_arrays(state: FittedState, published: dict, posterior) -> dict:
             arrays[f"covariate_encoder.{site}"] = value
     arrays["train_encoded.numeric"] = state.encoded.numeric
     arrays["train_encoded.categorical"] = state.encoded.categorical
+    for index, member in enumerate(state.members, start=1):
+        arrays.update(_params_arrays(f"_member{index}.", member.params))
+        arrays[f"_member{index}.theta"] = member.theta
+        arrays[f"_member{index}.loss_history"] = member.loss_history
     return arrays
 
 
@@ -231,19 +238,34 @@ def _draw_arrays(posterior, prefix: str = "") -> dict:
     return arrays
 
 
-def _refit_arrays(prefix: str, params: MapParams, refit) -> dict:
-    """A refit's MAP (``<prefix>params.<field>``) and its draws (``<prefix>_posterior...``)."""
+def _params_arrays(prefix: str, params: MapParams) -> dict:
+    """A MAP's arrays, ``<prefix>params.<field>`` (and its encoder's sites)."""
     arrays = {f"{prefix}params.{name}": np.asarray(getattr(params, name)) for name in _REFIT_PARAMS}
     for site, value in zip(ENCODER_SITES, params.encoder_weights or (), strict=False):
         arrays[f"{prefix}params.{site}"] = value
-    arrays.update(_draw_arrays(refit, prefix))
     return arrays
+
+
+def _refit_arrays(prefix: str, params: MapParams, refit) -> dict:
+    """A refit's MAP (``<prefix>params.<field>``) and its draws (``<prefix>_posterior...``)."""
+    return {**_params_arrays(prefix, params), **_draw_arrays(refit, prefix)}
 
 
 def _state_values(state: FittedState, published: dict, posterior) -> dict:
     """The fitted scalars and lists, under the names format version 1 gives them."""
     values = {name: published[name] for name in _PUBLISHED_VALUES}
     values["_fit_settings"] = state.settings
+    if state.members:
+        values["_members"] = [
+            {
+                "seed": seed,
+                "settings": member.settings,
+                "validation_scores": member.validation_scores,
+                "n_steps": member.n_steps,
+                "converged": member.converged,
+            }
+            for seed, member in zip(state.member_seeds, state.members, strict=True)
+        ]
     if posterior is not None:
         values.update(
             posterior_method_=posterior.method,
@@ -438,8 +460,10 @@ def load(path, cls=None, *, classes: dict | None = None):
     try:
         estimator = classes[stored](**metadata["params"])
         state = _read_state(metadata, members, path)
+        state = _with_members(metadata["values"], members, state, path)
         published = {name: _array(members, name, path) for name in _CHECKED_ONLY}
-        _check_consistent(state, published, metadata["values"]["n_predictors_"], path)
+        for fit in state.fits:
+            _check_consistent(fit, published, metadata["values"]["n_predictors_"], path)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
@@ -582,15 +606,44 @@ def _read_draws(members: dict, prefix: str, path) -> dict:
     }
 
 
-def _read_refit(members: dict, prefix: str, path) -> tuple:
-    """A refit's ``(MapParams, PosteriorState)`` of a pooled posterior (format 3)."""
+def _read_params(members: dict, prefix: str, path) -> MapParams:
+    """A MAP stored by :func:`_params_arrays` under ``prefix``."""
     fields = {name: _array(members, f"{prefix}params.{name}", path) for name in _REFIT_PARAMS}
     encoder = None
     if f"arrays/{prefix}params.{ENCODER_SITES[0]}.npy" in members:
         encoder = tuple(_array(members, f"{prefix}params.{site}", path) for site in ENCODER_SITES)
+    return MapParams(encoder_weights=encoder, **fields)
+
+
+def _read_refit(members: dict, prefix: str, path) -> tuple:
+    """A refit's ``(MapParams, PosteriorState)`` of a pooled posterior (format 3)."""
     draws = {"code_draws": None, **_read_draws(members, prefix, path)}
     refit = PosteriorState(None, draws.pop("code_draws"), None, None, None, {}, **draws)
-    return MapParams(encoder_weights=encoder, **fields), refit
+    return _read_params(members, prefix, path), refit
+
+
+def _with_members(values: dict, members: dict, state: FittedState, path) -> FittedState:
+    """``state`` with the fits averaged into ``coef_`` (format 4's ``_members``), if any."""
+    fits = []
+    for index, stored in enumerate(values.get("_members") or [], start=1):
+        prefix = f"_member{index}."
+        params = _read_params(members, prefix, path)
+        settings, scores = stored["settings"], stored["validation_scores"]
+        member = dataclasses.replace(
+            state,
+            params=params,
+            theta=_array(members, f"{prefix}theta", path),
+            settings=settings,
+            validation_scores=scores,
+            posterior_noise_scale=posterior_noise_scale(settings, scores),
+            loss_history=_array(members, f"{prefix}loss_history", path),
+            n_steps=stored["n_steps"],
+            converged=stored["converged"],
+            neighbours=neighbour_tree(state.encoded, params.covariate_weights),
+        )
+        fits.append(member)
+    seeds = tuple(int(stored["seed"]) for stored in values.get("_members") or [])
+    return dataclasses.replace(state, members=tuple(fits), member_seeds=seeds)
 
 
 def _check_consistent(state: FittedState, published: dict, p: int, path) -> None:

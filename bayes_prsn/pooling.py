@@ -19,8 +19,12 @@ generalization", MultiSWAG; Eschenhagen et al. 2021, "Mixtures of Laplace
 approximations for improved post-hoc uncertainty in deep learning"). Each
 fit's chains become chains of the pooled ArviZ data, the estimator's own
 fit first, so its draws are those of ``refits=0`` with the same
-``random_state``. ``coef_`` stays the estimator's own fit; the pooled
-posterior's mean averages the fits and is usually the more accurate.
+``random_state``. The pooled posterior's mean averages the fits and is usually the
+more accurate than one of them; with ``refits="auto"`` the fits pooled are the
+ones the estimator averaged into ``coef_`` (``n_fits``,
+:mod:`bayes_prsn.averaging`), so that mean is ``coef_``. Refits beyond
+those (or without them) are fresh fits, and the pooled mean then is not
+``coef_``.
 
 The convergence diagnostics are each fit's (the chains of different fits
 sample different targets, so R-hat across them measures the fits'
@@ -37,7 +41,7 @@ import dataclasses
 import numpy as np
 
 from . import arviz_compat
-from .state import FittedState, PosteriorState
+from .state import FittedState, PosteriorState, published_attributes
 
 __all__ = [
     "AUTO_REFITS",
@@ -45,6 +49,8 @@ __all__ = [
     "AUTO_REFITS_MAX_SAMPLES",
     "auto_refits",
     "check_refits",
+    "member_estimator",
+    "one_split_refits",
     "pooled_posterior",
     "refit",
     "refit_seeds",
@@ -71,10 +77,8 @@ AUTO_REFIT_FAMILIES = ("bernoulli", "binomial", "poisson", "negative_binomial")
 AUTO_REFITS_MAX_SAMPLES = 20_000
 
 
-def auto_refits(state: FittedState) -> int:
-    """The refits of ``refits="auto"`` for the fit ``state``.
-
-    :data:`AUTO_REFITS` for a fit of one of :data:`AUTO_REFIT_FAMILIES` whose
+def one_split_refits(state: FittedState) -> int:
+    """:data:`AUTO_REFITS` for a fit of one of :data:`AUTO_REFIT_FAMILIES` whose
     smoothing one held-out split chose (from
     :data:`~bayes_prsn.smoothing.CROSS_VALIDATE_BELOW` samples on), where
     ``coef_`` depends on the split by a large share of its error, with at most
@@ -87,6 +91,14 @@ def auto_refits(state: FittedState) -> int:
     one_split = report is not None and report.get("folds") == 1
     pooled = state.family in AUTO_REFIT_FAMILIES and state.n_samples <= AUTO_REFITS_MAX_SAMPLES
     return AUTO_REFITS if one_split and pooled else 0
+
+
+def auto_refits(state: FittedState) -> int:
+    """The refits of ``refits="auto"`` for the fit ``state``: its members, the fits
+    averaged into ``coef_`` (``n_fits``, :mod:`bayes_prsn.averaging`), where it has
+    any; else :func:`one_split_refits` (``n_fits=1`` on data that ``"auto"`` averages).
+    """
+    return len(state.members) if state.members else one_split_refits(state)
 
 
 def check_refits(refits, state: FittedState) -> int:
@@ -117,7 +129,9 @@ def refit(estimator, state: FittedState, random_state: int):
     """
     from sklearn.base import clone
 
-    twin = clone(estimator).set_params(random_state=int(random_state), covariate_columns=None)
+    twin = clone(estimator).set_params(
+        random_state=int(random_state), covariate_columns=None, n_fits=1
+    )
     data = state.data
     twin.fit(
         state.X,
@@ -144,13 +158,26 @@ def pooled_posterior(
     options), given to every refit's ``sample_posterior`` with a seed of its own.
     """
     posteriors, params = [own], []
-    seeds = refit_seeds(random_state, refits)
+    # The fits averaged into coef_ first (their seeds), then fresh refits.
+    members = state.members[:refits]
+    seeds = [*state.member_seeds[:refits], *refit_seeds(random_state, refits - len(members))]
     for index, seed in enumerate(seeds):
-        twin = refit(estimator, state, seed)
+        twin = member_estimator(estimator, members[index], seed) if index < len(members) else None
+        if twin is None:
+            twin = refit(estimator, state, seed)
         twin.sample_posterior(random_state=seed + index + 1, refits=0, **sample)
         posteriors.append(twin.posterior_state_)
         params.append(twin.fit_state_.params)
     return pool(posteriors, params, seeds)
+
+
+def member_estimator(estimator, member: FittedState, seed: int):
+    """A copy of ``estimator`` fitted to ``member`` (one of the fits averaged into ``coef_``)."""
+    from sklearn.base import clone
+
+    twin = clone(estimator).set_params(random_state=int(seed), covariate_columns=None, n_fits=1)
+    twin.__dict__.update(published_attributes(member))
+    return twin
 
 
 def _noise_draws(posterior: PosteriorState) -> np.ndarray | None:

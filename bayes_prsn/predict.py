@@ -54,6 +54,8 @@ __all__ = [
     "training_codes",
     "pooled_residuals",
     "residual_spread_draws",
+    "average_theta",
+    "predict_mean_theta",
     "predict_theta",
     "predictive_draws",
 ]
@@ -178,6 +180,22 @@ def residual_spread_draws(factors, dictionary, noise) -> np.ndarray:
     ``noise`` (n_draws, n, rank) holds standard normal draws.
     """
     return np.einsum("nab,dnb->dna", factors, noise) @ dictionary
+
+
+def average_theta(thetas) -> np.ndarray:
+    """The mean of the fits' coefficients (model units; every fit has the same scaling)."""
+    thetas = list(thetas)
+    return thetas[0] if len(thetas) == 1 else np.mean(thetas, axis=0)
+
+
+def predict_mean_theta(state, encoded, *, method, n_neighbors, gamma, prior):
+    """New samples' coefficients (model units) averaged over the fits of ``coef_``
+    (``state.fits``: one, or ``n_fits``; :mod:`bayes_prsn.averaging`)."""
+    settings = {"method": method, "n_neighbors": n_neighbors, "gamma": gamma, "prior": prior}
+    return average_theta(
+        predict_theta(fit, encoded, prior_scale=float(fit.settings["prior_scale"]), **settings)
+        for fit in state.fits
+    )
 
 
 def predict_theta(state, encoded, *, method, n_neighbors, gamma, prior, prior_scale):

@@ -71,6 +71,11 @@ def _fit_lines(estimator) -> list[str]:
         lines.append(
             f"residual sd of the per-sample models (in-sample, units of y): {residual:.4g}"
         )
+    if state.members:
+        lines.append(
+            f"coefficients: the average of {len(state.fits)} fits, each with its own "
+            "held-out split and start (n_fits);\n  the smoothing below is the first fit's."
+        )
     if estimator.noise_scale_ is not None:
         lines.append(
             f"smoothing: noise scale {estimator.noise_scale_:.4g} (units of y), chosen on "

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import NotFittedError
+from .predict import average_theta
 from .preprocessing import CovariateEncoder, EncodedCovariates, NeighbourSearch
 from .scaling import Scaling
 
@@ -78,7 +79,9 @@ class FittedState:
     ``loss_history``, ``n_steps``, ``converged``. ``neighbours`` is the
     search tree over the training samples under the learned metric.
     ``sample_index_name`` and ``target_name`` are the names of the training
-    data's index and of ``y`` (None when they had none).
+    data's index and of ``y`` (None when they had none). ``members`` are the
+    other fits averaged into ``coef_`` (``n_fits``, :mod:`bayes_prsn.averaging`),
+    each a ``FittedState`` of the same samples, with their ``member_seeds``.
     """
 
     family: str
@@ -112,6 +115,8 @@ class FittedState:
     neighbours: NeighbourSearch = field(repr=False, compare=False)
     sample_index_name: str | None = None
     target_name: str | None = None
+    members: tuple = field(default=(), repr=False, compare=False)
+    member_seeds: tuple = ()
 
     @property
     def fit_intercept(self) -> bool:
@@ -131,6 +136,16 @@ class FittedState:
         if self.feature_names is not None:
             return list(self.feature_names)
         return [f"x{j}" for j in range(self.n_predictors)]
+
+    @property
+    def fits(self) -> tuple:
+        """This fit and its members: the fits averaged into ``coef_``."""
+        return (self, *self.members)
+
+    @property
+    def mean_theta(self) -> np.ndarray:
+        """The training samples' coefficients averaged over :attr:`fits` (model units)."""
+        return average_theta(fit.theta for fit in self.fits)
 
     @property
     def code_scale(self) -> float:
@@ -217,7 +232,7 @@ def published_attributes(state: FittedState, posterior: PosteriorState | None = 
     With ``posterior``, the attributes ``sample_posterior`` sets as well.
     """
     params, scaling = state.params, state.scaling
-    coef, intercept = state.to_original_units(state.theta)
+    coef, intercept = state.to_original_units(state.mean_theta)
     attributes = {
         "fit_state_": state,
         "family_": state.family,

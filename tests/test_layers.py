@@ -23,7 +23,7 @@ LAYERS = [
     ["cli"],
     ["__init__"],
     ["estimator"],
-    ["uncertainty", "persistence", "report"],
+    ["uncertainty", "persistence", "report", "averaging"],
     ["sampling", "smoothing", "analysis", "plots", "pooling"],
     ["shared_posterior"],
     ["fitting", "posterior", "evidence", "problem", "inference_data", "figures", "repeats"],
