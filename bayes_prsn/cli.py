@@ -54,9 +54,9 @@ def _integer(minimum: int):
     return parse
 
 
-def _refits(text: str):
-    """``--refits``: ``auto`` or a whole number >= 0."""
-    return "auto" if text == "auto" else _integer(0)(text)
+def _auto_or_integer(low: int):
+    """``--n-fits`` (low 1) and ``--refits`` (low 0): ``auto`` or a whole number >= low."""
+    return lambda text: "auto" if text == "auto" else _integer(low)(text)
 
 
 def _positive(text: str) -> float:
@@ -267,6 +267,7 @@ def _estimator(args):
         "max_steps": args.max_steps,
         "random_state": args.random_state,
         "progress_bar": not args.quiet,
+        "n_fits": args.n_fits,
     }
     if args.family == "bernoulli":
         return PersonalizedClassifier(**settings)
@@ -288,10 +289,9 @@ def _pooled(args, estimator) -> str:
     """How the posterior about to be drawn is pooled, for the progress message."""
     from .pooling import auto_refits
 
-    if args.refits != "auto":
-        return f", pooled with {args.refits} refits" if args.refits else ""
-    refits = auto_refits(estimator.fit_state_)
-    return f", pooled with {refits} refits (--refits auto; 0 is faster)" if refits else ""
+    refits = auto_refits(estimator.fit_state_) if args.refits == "auto" else args.refits
+    auto = " (--refits auto; 0 is faster)" if args.refits == "auto" else ""
+    return f", pooled with {refits} other fits{auto}" if refits else ""
 
 
 def run_fit(args, frame=None) -> int:
@@ -556,6 +556,13 @@ def _add_model_options(parser) -> None:
         help="seed; give one for reproducible results (default: none, a new seed each run; "
         "0 for the demo)",
     )
+    model.add_argument(
+        "--n-fits",
+        type=_auto_or_integer(1),
+        default=DEFAULTS["n_fits"],
+        help="fits averaged into the coefficients, each with its own held-out split (auto: 4 "
+        "for count and 0/1 data of 1,000 to 20,000 samples, else 1; default: %(default)s)",
+    )
     _add_posterior_options(parser)
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars or messages (the summary is printed)"
@@ -590,11 +597,12 @@ def _add_posterior_options(parser) -> None:
     )
     posterior.add_argument(
         "--refits",
-        type=_refits,
+        type=_auto_or_integer(0),
         default="auto",
-        help="pool the posterior with that of this many refits with other random states "
-        "(better calibrated intervals from 1,000 samples on; each costs a fit; auto: 3 "
-        "for count and 0/1 data of 1,000 to 20,000 samples, else 0; default: %(default)s)",
+        help="pool the posterior with that of this many other fits with other random states "
+        "(better calibrated intervals from 1,000 samples on; auto: the fits that --n-fits "
+        "averaged, else 3 refits for count and 0/1 data of 1,000 to 20,000 samples, else 0; "
+        "a fit not averaged costs a fit; default: %(default)s)",
     )
     posterior.add_argument(
         "--prob",

@@ -160,7 +160,7 @@ def test_fit_with_a_pooled_posterior_then_predict(demo, tmp_path):
         "--random-state", 0, "--out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "sampling the posterior (laplace, pooled with 1 refits)" in result.stderr
+    assert "sampling the posterior (laplace, pooled with 1 other fits)" in result.stderr
     assert "pooled over 2 fits of the same data" in (out / "summary.txt").read_text()
     from bayes_prsn import arviz_compat
 
@@ -221,6 +221,9 @@ def test_usage_errors_exit_2(tmp_path):
     # --refits takes auto (the default) or a whole number >= 0.
     result = run("fit", tmp_path / "data.csv", "--target", "y", "--refits", "-1")
     assert result.returncode == 2 and "--refits: must be an integer >= 0" in result.stderr
+    # --n-fits takes auto (the default) or a whole number >= 1.
+    result = run("fit", tmp_path / "data.csv", "--target", "y", "--n-fits", "0")
+    assert result.returncode == 2 and "--n-fits: must be an integer >= 1" in result.stderr
 
 
 def test_refits_default_to_auto():
@@ -229,3 +232,5 @@ def test_refits_default_to_auto():
     fit = ["fit", "data.csv", "--target", "y", "--out", "fit"]
     assert build_parser().parse_args(fit).refits == "auto"
     assert build_parser().parse_args([*fit, "--refits", "2"]).refits == 2
+    assert build_parser().parse_args(fit).n_fits == "auto"
+    assert build_parser().parse_args([*fit, "--n-fits", "1"]).n_fits == 1

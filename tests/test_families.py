@@ -184,9 +184,10 @@ def test_default_posterior_is_centred_on_the_fit(fits, name):
     an exposure or trials left out of the target's centre would move it by whole sds.
 
     The default call: for negative_binomial (1,200 samples, one held-out split)
-    it pools 3 refits, whose draws follow this fit's chain; the centre checked
-    is this fit's chain, exactly what ``refits=0`` draws, and the log-likelihood
-    and predictive intervals are the pooled posterior's.
+    ``fit`` averaged 4 fits (``n_fits="auto"``) and the posterior pools their
+    draws, the first fit's chain first: that chain is centred on the first
+    fit's coefficients, and all of them on ``coef_``; the log-likelihood and
+    predictive intervals are the pooled posterior's.
     """
     from bayes_prsn import arviz_compat, pooling
 
@@ -195,10 +196,13 @@ def test_default_posterior_is_centred_on_the_fit(fits, name):
     pooled = name in pooling.AUTO_REFIT_FAMILIES and estimator.validation_scores_["folds"] == 1
     assert estimator.posterior_state_.fits == (1 + pooling.AUTO_REFITS if pooled else 1)
     assert pooled == (name == "negative_binomial")
-    # Laplace draws are one chain per fit: this fit's is the first.
-    draws = np.asarray(arviz_compat.group(estimator.idata_, "posterior")["coef"])[:1]
-    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
-    assert np.median(np.abs(mean - estimator.coef_) / sd) < 0.25
+    assert len(estimator.fit_state_.fits) == estimator.posterior_state_.fits
+    # Laplace draws are one chain per fit: the first fit's is the first.
+    draws = np.asarray(arviz_compat.group(estimator.idata_, "posterior")["coef"])
+    first, _ = estimator.fit_state_.to_original_units(estimator.fit_state_.theta)
+    for chains, point in ((draws[:1], first), (draws, estimator.coef_)):
+        mean, sd = chains.mean(axis=(0, 1)), chains.std(axis=(0, 1))
+        assert np.median(np.abs(mean - point) / sd) < 0.25
     log_lik = np.asarray(arviz_compat.group(estimator.idata_, "log_likelihood")["y"])
     assert np.all(np.isfinite(log_lik))
     low, high = estimator.predict(

@@ -60,7 +60,8 @@ def test_cli_defaults_are_the_estimators():
     parser = build_parser()
     for argv in (["fit", "data.csv", "--target", "y", "--out", "o"], ["demo"]):
         args = vars(parser.parse_args(argv))
-        for name in ("family", "rank", "n_neighbors", "gamma", "max_steps", "random_state"):
+        names = ("family", "rank", "n_neighbors", "gamma", "max_steps", "random_state", "n_fits")
+        for name in names:
             assert args[name] == DEFAULTS[name], (argv[0], name)
         assert args["num_warmup"] == POSTERIOR_DEFAULTS["num_warmup"]
         assert args["num_chains"] == POSTERIOR_DEFAULTS["num_chains"]

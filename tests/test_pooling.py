@@ -188,12 +188,14 @@ def test_pooling_widens_the_intervals_toward_their_level():
     """Negative binomial counts, N = 1,000, three data sets (seeds 77-79, not the benchmarks').
 
     One fit's posterior misses how much ``coef_`` depends on the split and
-    the start; pooled with three refits, the 90% intervals cover more of the
-    true coefficients (measured: 0.677, 0.698, 0.769 alone; 0.946, 0.710,
-    0.819 pooled). Checked: on average at least 0.05 more; on no data set
-    less (0.01 for the draws' noise); never more than 0.97 (no useless
-    widening); the pooled posterior mean no less accurate than ``coef_`` on
-    average (5%).
+    the start; pooled over the four fits that ``fit`` averaged (``n_fits="auto"``),
+    the 90% intervals cover more of the true coefficients (measured
+    2026-12-07: 0.676, 0.915, 0.790 alone; 0.945, 0.967, 0.834 pooled).
+    Checked: on average at least 0.05 more; on no data set less (0.01 for the
+    draws' noise); never more than 0.97 (no useless widening); ``coef_``, the
+    average of the fits, no less accurate than the first fit alone on average
+    (5%; measured theta-MSE 0.0062, 0.00086, 0.0095 against 0.0145, 0.0013,
+    0.0102).
     """
     alone, pooled, errors = [], [], []
     for seed in (77, 78, 79):
@@ -201,7 +203,7 @@ def test_pooling_widens_the_intervals_toward_their_level():
         truth = np.column_stack([data.coef, data.intercept])
         estimator = PersonalizedRegression(family="negative_binomial", random_state=0)
         estimator.fit(data.X, data.y, data.covariates, exposure=data.exposure)
-        # One split chose the smoothing: the default pools three refits.
+        # One split chose the smoothing: the default pools the three other averaged fits.
         for refits, found in ((0, alone), ("auto", pooled)):
             estimator.sample_posterior("laplace", num_samples=300, random_state=0, refits=refits)
             posterior = arviz_compat.group(estimator.idata_, "posterior")
@@ -212,9 +214,10 @@ def test_pooling_widens_the_intervals_toward_their_level():
             found.append(float(np.mean((truth >= lower) & (truth <= upper))))
         assert estimator.posterior_state_.fits == 1 + pooling.AUTO_REFITS
         point = np.column_stack([estimator.coef_, estimator.intercept_])
-        errors.append((np.mean((draws.mean(axis=0) - truth) ** 2), np.mean((point - truth) ** 2)))
+        first = np.column_stack(estimator.fit_state_.to_original_units(estimator.fit_state_.theta))
+        errors.append((np.mean((point - truth) ** 2), np.mean((first - truth) ** 2)))
     assert np.mean(pooled) >= np.mean(alone) + 0.05, (alone, pooled)
     assert all(p >= a - 0.01 for a, p in zip(alone, pooled, strict=True)), (alone, pooled)
     assert max(pooled) <= 0.97, pooled
-    mean_error, point_error = np.mean(errors, axis=0)
-    assert mean_error <= 1.05 * point_error, errors
+    averaged_error, first_error = np.mean(errors, axis=0)
+    assert averaged_error <= 1.05 * first_error, errors
