@@ -102,16 +102,18 @@ class UncertaintyMixin:
             (:mod:`bayes_prsn.pooling`). One fit's posterior does not see how
             much ``coef_`` depends on those choices, a large share of the
             error where one held-out split chose the smoothing (from 1,000
-            samples on); the pooled intervals include it. ``"auto"``: 3
-            refits for the bernoulli, binomial, poisson and negative_binomial
-            families where one split chose it, up to 20,000 samples
-            (:func:`~bayes_prsn.pooling.auto_refits`), else none (for
-            gaussian data one fit's intervals were right on some data sets
-            and pooled ones too wide); 0 draws from this fit alone, 4 to 12
-            times faster there. Costs ``refits`` more fits and back-end runs.
-            ``coef_`` stays this fit's; the pooled posterior mean averages
-            the fits. The pooled ArviZ data hold every fit's chains, this
-            fit's first; ``posterior_diagnostics_`` holds each fit's report
+            samples on); the pooled intervals include it. ``"auto"``: the
+            other fits that ``fit`` averaged into ``coef_`` (``n_fits``: 3
+            for the bernoulli, binomial, poisson and negative_binomial
+            families where one split chose it, up to 20,000 samples), so that
+            the pooled mean is ``coef_``; without them (``n_fits=1``) 3 fresh
+            refits for those families, else none
+            (:func:`~bayes_prsn.pooling.auto_refits`; for gaussian data one
+            fit's intervals were right on some data sets and pooled ones too
+            wide). 0 draws from the first fit alone. The averaged fits come
+            first; each refit beyond them costs a fit, and every fit a
+            back-end run. The pooled ArviZ data hold every fit's chains, the
+            first fit's first; ``posterior_diagnostics_`` holds each fit's report
             (``per_fit``) and the worst of them, as do ``summary()``'s
             ``ess_bulk``, ``ess_tail`` and ``r_hat`` (R-hat across fits would
             measure how much the fits disagree, not whether the sampler mixed).
