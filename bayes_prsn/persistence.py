@@ -624,8 +624,8 @@ def _read_refit(members: dict, prefix: str, path) -> tuple:
 
 def _with_members(values: dict, members: dict, state: FittedState, path) -> FittedState:
     """``state`` with the fits averaged into ``coef_`` (format 4's ``_members``), if any."""
-    fits = []
-    for index, stored in enumerate(values.get("_members") or [], start=1):
+    fits, stored_members = [], values.get("_members") or []
+    for index, stored in enumerate(stored_members, start=1):
         prefix = f"_member{index}."
         params = _read_params(members, prefix, path)
         settings, scores = stored["settings"], stored["validation_scores"]
@@ -642,7 +642,7 @@ def _with_members(values: dict, members: dict, state: FittedState, path) -> Fitt
             neighbours=neighbour_tree(state.encoded, params.covariate_weights),
         )
         fits.append(member)
-    seeds = tuple(int(stored["seed"]) for stored in values.get("_members") or [])
+    seeds = tuple(int(stored["seed"]) for stored in stored_members)
     return dataclasses.replace(state, members=tuple(fits), member_seeds=seeds)
 
 

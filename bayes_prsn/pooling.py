@@ -120,6 +120,16 @@ def refit_seeds(random_state: int, refits: int) -> list[int]:
     return [int(value) for value in sequence.generate_state(refits) % (2**31 - 1)]
 
 
+def _twin(estimator, random_state: int):
+    """An unfitted copy of ``estimator`` for one fit of its data: ``random_state``, the
+    covariates passed apart (as ``state`` holds them) and one fit, not an average."""
+    from sklearn.base import clone
+
+    return clone(estimator).set_params(
+        random_state=int(random_state), covariate_columns=None, n_fits=1
+    )
+
+
 def refit(estimator, state: FittedState, random_state: int):
     """A fit of ``state``'s training data by a copy of ``estimator`` with ``random_state``.
 
@@ -127,11 +137,7 @@ def refit(estimator, state: FittedState, random_state: int):
     response, covariates, exposure, trials and weights), in the same order,
     so the refit's samples are the estimator's sample for sample.
     """
-    from sklearn.base import clone
-
-    twin = clone(estimator).set_params(
-        random_state=int(random_state), covariate_columns=None, n_fits=1
-    )
+    twin = _twin(estimator, random_state)
     data = state.data
     twin.fit(
         state.X,
@@ -162,8 +168,9 @@ def pooled_posterior(
     members = state.members[:refits]
     seeds = [*state.member_seeds[:refits], *refit_seeds(random_state, refits - len(members))]
     for index, seed in enumerate(seeds):
-        twin = member_estimator(estimator, members[index], seed) if index < len(members) else None
-        if twin is None:
+        if index < len(members):
+            twin = member_estimator(estimator, members[index], seed)
+        else:
             twin = refit(estimator, state, seed)
         twin.sample_posterior(random_state=seed + index + 1, refits=0, **sample)
         posteriors.append(twin.posterior_state_)
@@ -173,9 +180,7 @@ def pooled_posterior(
 
 def member_estimator(estimator, member: FittedState, seed: int):
     """A copy of ``estimator`` fitted to ``member`` (one of the fits averaged into ``coef_``)."""
-    from sklearn.base import clone
-
-    twin = clone(estimator).set_params(random_state=int(seed), covariate_columns=None, n_fits=1)
+    twin = _twin(estimator, seed)
     twin.__dict__.update(published_attributes(member))
     return twin
 
