@@ -176,9 +176,8 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             config.batch_size, problem.data["X"].shape[0], problem.data["pairs"].shape[0]
         )
         smoothing = choose_smoothing(problem, config, on_subset=batch_sizes is not None)
-        # From the chosen candidate's MAP, adding the held-out samples' likelihood (a steep
-        # encoder unit takes thousands of steps to form; toy data: 0.0037 against 0.0072
-        # started afresh, same step cap); then ``WARM_START_MIN_STEPS``, not 500, at least.
+        # From the chosen candidate's MAP (toy data: 0.0037 against 0.0072 started afresh),
+        # ``WARM_START_MIN_STEPS`` steps at least, to an absolute tolerance (FINAL_LOSS_SCALE).
         result = run_map(
             problem.key,
             problem.data,
@@ -188,6 +187,7 @@ class _PersonalizedBase(UncertaintyMixin, BaseEstimator):
             warn=True,
             batch_sizes=batch_sizes,
             min_steps=None if smoothing.start is None else WARM_START_MIN_STEPS,
+            final=True,
         )
         if config.offset and is_fallback(smoothing.report):
             result = result._replace(params=population_sites(result.params, problem.population))
@@ -359,7 +359,8 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         standard error (a narrower psi's: at all); then every sample's model is
         the population's (``validation_scores_``; K folds check one split's). 0: off.
     step_size, max_steps, tol : float, int, float
-        Adam step size, step cap and relative loss change of the stopping rule.
+        Adam step size, step cap and relative loss change of the stopping rule (per 100
+        steps; the final fit's is relative to at most 2e4 nats: 2 nats at the default tol).
     progress_bar : bool, default False
         Show progress of the optimisation.
     random_state : int or None

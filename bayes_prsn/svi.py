@@ -258,6 +258,7 @@ def run_svi(
     chunk_size: int = 100,
     tol: float = 1e-4,
     patience: int = 2,
+    loss_scale_cap: float = float("inf"),
     progress_bar: bool = False,
     description: str = "MAP (SVI)",
     warn: bool = True,
@@ -291,6 +292,10 @@ def run_svi(
     tol, patience : float, int
         Stop once the mean loss of a chunk changes by less than ``tol``
         (relative) for ``patience`` chunks in a row.
+    loss_scale_cap : float
+        The change is relative to the loss, but to at most this many nats:
+        from there on ``tol * loss_scale_cap`` nats is an absolute tolerance
+        (:func:`stopping_rule`).
     progress_bar : bool
         Show a tqdm progress bar (labelled ``description``).
     warn : bool
@@ -348,7 +353,9 @@ def run_svi(
     stop = (
         None
         if batch_sizes is not None
-        else stopping_rule(tol, patience, min(min_steps, max_steps), int(chunk_size))
+        else stopping_rule(
+            tol, patience, min(min_steps, max_steps), int(chunk_size), loss_scale_cap
+        )
     )
     state, losses, stopped = run_chunks(
         chunks,
@@ -514,16 +521,25 @@ def _checked_chunk(run_chunk, get_params):
     return checked
 
 
-def stopping_rule(tol: float, patience: int, min_steps: int, chunk_size: int):
+def stopping_rule(
+    tol: float, patience: int, min_steps: int, chunk_size: int, loss_scale_cap=float("inf")
+):
     """``stop(chunks)``: true once the mean loss of a chunk changed by less than ``tol``
-    (relative) for ``patience`` chunks in a row, after at least ``min_steps`` steps."""
+    (relative) for ``patience`` chunks in a row, after at least ``min_steps`` steps.
+
+    The change is relative to the loss's size, at most ``loss_scale_cap``:
+    the loss is a negative log density, and a change of a few nats matters
+    to the posterior however many samples there are, while ``tol`` times a
+    loss that grows with them does not stay a few nats (see
+    :data:`bayes_prsn.fitting.FINAL_LOSS_SCALE`).
+    """
     previous, calm = None, 0
 
     def stop(chunks) -> bool:
         nonlocal previous, calm
         current = float(chunks[-1].mean())
         if previous is not None and len(chunks) * chunk_size >= min_steps:
-            change = abs(previous - current) / max(abs(current), 1.0)
+            change = abs(previous - current) / min(max(abs(current), 1.0), loss_scale_cap)
             calm = calm + 1 if change < tol else 0
             if calm >= patience:
                 return True

@@ -199,3 +199,23 @@ def test_losses_do_not_depend_on_string_hashing():
         )
         losses.append(result.stdout.strip().splitlines()[-1])
     assert losses[0] == losses[1]
+
+
+def _stops(rule, change: float, n_chunks: int = 5) -> bool:
+    """Whether ``rule`` stops on chunks whose mean loss falls by ``change`` from 1e6."""
+    chunks = [np.full(100, 1e6 - change * i) for i in range(n_chunks)]
+    return any(rule(chunks[: i + 1]) for i in range(n_chunks))
+
+
+def test_stopping_rule_caps_the_loss_it_is_relative_to():
+    """A large loss does not turn ``tol`` into a large absolute change.
+
+    A chunk-to-chunk change of 50 nats on a loss of 1e6 is 5e-5 relative
+    (below tol=1e-4: the relative rule stops) but 2.5e-3 of a loss capped
+    at 2e4 nats (it goes on); a change of 1 nat (5e-5 of the cap) stops.
+    """
+    from bayes_prsn.svi import stopping_rule
+
+    assert _stops(stopping_rule(1e-4, 2, 100, 100), 50.0)
+    assert not _stops(stopping_rule(1e-4, 2, 100, 100, loss_scale_cap=2e4), 50.0)
+    assert _stops(stopping_rule(1e-4, 2, 100, 100, loss_scale_cap=2e4), 1.0)
