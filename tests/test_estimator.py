@@ -264,8 +264,9 @@ def test_same_seed_same_result(fitted_toy, toy):
 def test_minibatch_fit_recovers_like_full_batch(toy, fitted_toy):
     """Minibatch SVI (64 of 240 samples and 64 pairs per step) reaches the full-batch accuracy.
 
-    Tolerance: within 1.5x the full-batch theta-MSE (seen: 0.0093 against
-    0.0090; 0.0130 against 0.0094 when every step moved every code; the
+    Tolerance: within 1.5x the full-batch theta-MSE (seen: 0.0091 against
+    0.0082 with the mean of the last 6 chunks' parameters, 0.0093 with the
+    last step's; 0.0130 against 0.0094 when every step moved every code; the
     noise of 64-sample steps) and under 5% of the
     population model's (full batch: about 2%; a broken rescaling of the
     likelihood or the potential leaves it near the population's).

@@ -219,3 +219,30 @@ def test_stopping_rule_caps_the_loss_it_is_relative_to():
     assert _stops(stopping_rule(1e-4, 2, 100, 100), 50.0)
     assert not _stops(stopping_rule(1e-4, 2, 100, 100, loss_scale_cap=2e4), 50.0)
     assert _stops(stopping_rule(1e-4, 2, 100, 100, loss_scale_cap=2e4), 1.0)
+
+
+class _CountingChunks:
+    """Stand-in compiled chunks: the state is the chunk count, the parameter its square."""
+
+    def __call__(self, state, index):
+        return state + 1, np.zeros(100)
+
+    def get_params(self, state):
+        return {"offset_auto_loc": np.array([float(state) ** 2])}
+
+
+def test_minibatch_runs_average_their_last_chunks():
+    """A fixed schedule ends on the mean of its last chunks' parameters (a third, at most 10).
+
+    30 chunks: the mean of chunks 21 to 30's parameters; 3 chunks: the last
+    chunk's parameters themselves (the same object, so the same bits).
+    """
+    from bayes_prsn.svi import AVERAGED_CHUNKS, _AveragedChunks, run_chunks
+
+    for max_steps, kept in ((3000, range(21, 31)), (300, [3]), (1200, range(9, 13))):
+        runner = _AveragedChunks(_CountingChunks(), max_steps, 100)
+        state, losses, stopped = run_chunks(runner, 0, max_steps=max_steps, chunk_size=100)
+        assert state == max_steps // 100 and not stopped and len(losses) == max_steps
+        expected = np.mean([float(k) ** 2 for k in kept])
+        assert float(runner.mean()["offset_auto_loc"][0]) == pytest.approx(expected)
+        assert runner.count == min(AVERAGED_CHUNKS, max(1, max_steps // 300))
