@@ -18,7 +18,8 @@ fits are kept as ``FittedState.members``; ``sample_posterior(refits="auto")``
 then pools exactly their posteriors, so the pooled mean is ``coef_``.
 ``n_fits="auto"`` (:func:`auto_n_fits`) averages four fits where
 ``sample_posterior`` pooled three refits by default (count and 0/1 data with
-one held-out split, up to 20,000 samples; :data:`bayes_prsn.pooling.AUTO_REFITS`)
+one held-out split, up to 20,000 samples, and gaussian data of 5,000 to 20,000;
+:data:`bayes_prsn.pooling.AUTO_REFITS`)
 and one fit elsewhere. The attributes of the fit itself (``embedding_``,
 ``dictionary_``, ``covariate_weights_``, ``loss_history_``,
 ``validation_scores_``) are the first fit's.

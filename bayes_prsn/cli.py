@@ -560,8 +560,8 @@ def _add_model_options(parser) -> None:
         "--n-fits",
         type=_auto_or_integer(1),
         default=DEFAULTS["n_fits"],
-        help="fits averaged into the coefficients, each with its own held-out split (auto: 4 "
-        "for count and 0/1 data of 1,000 to 20,000 samples, else 1; default: %(default)s)",
+        help="fits averaged into the coefficients, each with its own held-out split (auto: 4 from "
+        "1,000 (count, 0/1) or 5,000 (gaussian) to 20,000 samples, else 1; default: %(default)s)",
     )
     _add_posterior_options(parser)
     parser.add_argument(
@@ -601,8 +601,8 @@ def _add_posterior_options(parser) -> None:
         default="auto",
         help="pool the posterior with that of this many other fits with other random states "
         "(better calibrated intervals from 1,000 samples on; auto: the fits that --n-fits "
-        "averaged, else 3 refits for count and 0/1 data of 1,000 to 20,000 samples, else 0; "
-        "a fit not averaged costs a fit; default: %(default)s)",
+        "averaged, else 3 refits from 1,000 (count, 0/1) or 5,000 (gaussian) to 20,000 samples, "
+        "else 0; a fit not averaged costs a fit; default: %(default)s)",
     )
     posterior.add_argument(
         "--prob",

@@ -391,7 +391,7 @@ class PersonalizedRegression(RegressorMixin, _PersonalizedBase):
         every CPU core, -2 all but one, None or 1 one. Fits: one with ``devices`` > 1.
     n_fits : int or "auto", default "auto"
         Fits averaged into ``coef_`` (own split and start each; ``bayes_prsn.averaging``):
-        ``"auto"``, 4 for count and 0/1 data of 1,000 to 20,000 samples, else 1.
+        ``"auto"``: 4 from 1,000 (count, 0/1) or 5,000 (gaussian) to 20,000 samples, else 1.
 
     Attributes
     ----------

@@ -10,7 +10,8 @@ cover less than they say by about that much.
 
 ``sample_posterior(refits=k)`` (:func:`pooled_posterior`; by default
 ``refits="auto"``, :func:`auto_refits`: 3 for count and binary data where
-one held-out split chose the smoothing, up to 20,000 samples, else 0) fits the same
+one held-out split chose the smoothing, up to 20,000 samples, and for gaussian
+data of 5,000 to 20,000 samples, else 0) fits the same
 data ``k`` more times with other random states (:func:`refit_seeds`), draws
 each fit's posterior with the same back-end and settings, and pools the
 draws in equal shares: a mixture of the fits' posteriors (Wilson and
@@ -45,6 +46,7 @@ from .state import FittedState, PosteriorState, published_attributes
 
 __all__ = [
     "AUTO_REFITS",
+    "AUTO_REFITS_GAUSSIAN_FROM",
     "AUTO_REFIT_FAMILIES",
     "AUTO_REFITS_MAX_SAMPLES",
     "auto_refits",
@@ -64,13 +66,20 @@ __all__ = [
 #: fit and a back-end run.
 AUTO_REFITS = 3
 #: The families that ``refits="auto"`` pools: those whose one-fit intervals
-#: were too narrow wherever measured. Not the gaussian family: there one fit's
+#: were too narrow wherever measured. Not the gaussian family below
+#: :data:`AUTO_REFITS_GAUSSIAN_FROM` samples: there one fit's
 #: intervals were right on some data and pooled ones too wide (NUTS, 1,000
 #: samples, ``make_small_low_rank``, three seeds: 90% coverage 0.85-0.97 alone,
 #: 0.90-0.98 pooled, 50% 0.50-0.59 and 0.58-0.67), and too narrow on others
 #: (low_rank, p = 10: 0.79 alone, 0.85 pooled; 0.70 and 0.83 at 5,000 samples).
 #: Not student_t (its intervals already over-cover) or gamma (not measured).
 AUTO_REFIT_FAMILIES = ("bernoulli", "binomial", "poisson", "negative_binomial")
+#: Gaussian fits are pooled from this many samples on (``make_small_low_rank``,
+#: 20,000 samples, seeds 100-102, Laplace: 90% coverage 0.69 from one fit, 0.86
+#: from four; low_rank, p = 10, 5,000 samples: 0.70 and 0.85). Where one fit was
+#: right, four are too wide (``make_small_low_rank``, 5,000 samples: 0.92 and
+#: 0.95; ``benchmarks/README.md``, "Gaussian fits pooled from 5,000 samples").
+AUTO_REFITS_GAUSSIAN_FROM = 5_000
 #: ``refits="auto"`` pools only fits of at most this many samples (the
 #: full-batch fits, :data:`~bayes_prsn.fitting.MINIBATCH_ABOVE`): a minibatch fit
 #: of 100,000 samples takes minutes, and four of them four times as long.
@@ -78,7 +87,8 @@ AUTO_REFITS_MAX_SAMPLES = 20_000
 
 
 def one_split_refits(state: FittedState) -> int:
-    """:data:`AUTO_REFITS` for a fit of one of :data:`AUTO_REFIT_FAMILIES` whose
+    """:data:`AUTO_REFITS` for a fit of one of :data:`AUTO_REFIT_FAMILIES` (or a
+    gaussian fit of at least :data:`AUTO_REFITS_GAUSSIAN_FROM` samples) whose
     smoothing one held-out split chose (from
     :data:`~bayes_prsn.smoothing.CROSS_VALIDATE_BELOW` samples on), where
     ``coef_`` depends on the split by a large share of its error, with at most
@@ -89,7 +99,9 @@ def one_split_refits(state: FittedState) -> int:
     """
     report = state.validation_scores
     one_split = report is not None and report.get("folds") == 1
-    pooled = state.family in AUTO_REFIT_FAMILIES and state.n_samples <= AUTO_REFITS_MAX_SAMPLES
+    gaussian = state.family == "gaussian" and state.n_samples >= AUTO_REFITS_GAUSSIAN_FROM
+    family_pooled = state.family in AUTO_REFIT_FAMILIES or gaussian
+    pooled = family_pooled and state.n_samples <= AUTO_REFITS_MAX_SAMPLES
     return AUTO_REFITS if one_split and pooled else 0
 
 

@@ -85,8 +85,9 @@ def test_pooled_predictions_survive_save_and_load(pooled, framed, tmp_path):
             np.testing.assert_allclose(a, b)
 
 
-def test_auto_refits_pool_count_fits_where_one_split_chose_the_smoothing(pooled, monkeypatch):
-    """``refits="auto"``: three refits for a count or 0/1 fit whose smoothing one split chose."""
+def test_auto_refits_pool_where_one_split_chose_the_smoothing(pooled, monkeypatch):
+    """``refits="auto"``: three refits for a count or 0/1 fit, or a gaussian one of
+    5,000 to 20,000 samples, whose smoothing one split chose."""
     state = pooled[0].fit_state_
     assert state.validation_scores["folds"] > 1
     counts = dataclasses.replace(state, family="negative_binomial")
@@ -95,14 +96,21 @@ def test_auto_refits_pool_count_fits_where_one_split_chose_the_smoothing(pooled,
     for name in ("bernoulli", "binomial", "poisson", "negative_binomial"):
         fit = dataclasses.replace(state, family=name, validation_scores=one_split)
         assert pooling.auto_refits(fit) == 3, name
-    # Not the gaussian family (one fit's intervals were right on some data, pooled too wide).
+    # Not the gaussian family below AUTO_REFITS_GAUSSIAN_FROM samples (one fit's
+    # intervals were right on some data, pooled too wide); from there on, three.
     assert state.family == "gaussian"
-    assert pooling.auto_refits(dataclasses.replace(state, validation_scores=one_split)) == 0
+    gaussian = dataclasses.replace(state, validation_scores=one_split)
+    assert state.n_samples < pooling.AUTO_REFITS_GAUSSIAN_FROM
+    assert pooling.auto_refits(gaussian) == 0
+    monkeypatch.setattr(pooling, "AUTO_REFITS_GAUSSIAN_FROM", state.n_samples)
+    assert pooling.auto_refits(gaussian) == 3
+    assert pooling.auto_refits(dataclasses.replace(gaussian, family="student_t")) == 0
     # Nothing chosen (noise_scale given, or too few samples to compare): no refits.
     assert pooling.auto_refits(dataclasses.replace(counts, validation_scores=None)) == 0
     # Above AUTO_REFITS_MAX_SAMPLES (minibatch fits) none either.
     monkeypatch.setattr(pooling, "AUTO_REFITS_MAX_SAMPLES", state.n_samples - 1)
     assert pooling.auto_refits(dataclasses.replace(counts, validation_scores=one_split)) == 0
+    assert pooling.auto_refits(gaussian) == 0
 
 
 @pytest.mark.parametrize("refits", [-1, 1.5, True, "2", "Auto"])
