@@ -111,13 +111,15 @@ class UncertaintyMixin:
             those fits, else none (:func:`~bayes_prsn.pooling.auto_refits`;
             below 5,000 samples one gaussian fit's intervals were right on
             some data sets and pooled ones too wide). 0 draws from the first
-            fit alone. The averaged fits come first; each refit beyond them costs a fit, and every
-            fit a back-end run. The pooled ArviZ data hold every fit's chains, the first fit's
-            first; ``posterior_diagnostics_`` holds each fit's report (``per_fit``) and the worst of
-            them, as do ``summary()``'s ``ess_bulk``, ``ess_tail`` and ``r_hat`` (R-hat across fits
-            would measure how much the fits disagree, not whether the sampler mixed). Posterior
-            predictions for new samples then average their nearest training samples' coefficient
-            draws.
+            fit alone. The averaged fits come first; each refit beyond them
+            costs a fit, and every fit a back-end run. The pooled ArviZ data
+            hold every fit's chains, the first fit's first;
+            ``posterior_diagnostics_`` holds each fit's report (``per_fit``)
+            and the worst of them, as do ``summary()``'s ``ess_bulk``,
+            ``ess_tail`` and ``r_hat`` (R-hat across fits would measure how
+            much the fits disagree, not whether the sampler mixed). Posterior
+            predictions for new samples then average their nearest training
+            samples' coefficient draws.
         **options
             Passed to the back-end (:func:`bayes_prsn.posterior.run_nuts`,
             ``run_laplace`` or ``run_vi``), e.g. ``target_accept_prob``,

@@ -193,7 +193,7 @@ def test_default_posterior_is_centred_on_the_fit(fits, name):
 
     estimator, data = fits[name]
     estimator.sample_posterior("laplace", num_samples=400, random_state=0)
-    pooled = name in pooling.AUTO_REFIT_FAMILIES and estimator.validation_scores_["folds"] == 1
+    pooled = pooling.one_split_refits(estimator.fit_state_) == pooling.AUTO_REFITS
     assert estimator.posterior_state_.fits == (1 + pooling.AUTO_REFITS if pooled else 1)
     assert pooled == (name == "negative_binomial")
     assert len(estimator.fit_state_.fits) == estimator.posterior_state_.fits
