@@ -51,6 +51,7 @@ __all__ = [
     "BACKENDS",
     "MEMORY_FRACTION",
     "auto_method",
+    "default_num_samples",
     "sample_posterior",
     "posterior_memory_gb",
     "target",
@@ -141,10 +142,15 @@ def target(state: FittedState):
     return kwargs, noise_scale, gamma
 
 
+def default_num_samples(method: str) -> int:
+    """``num_samples=None``: 2,000 draws per chain for NUTS, 1,000 for Laplace and VI."""
+    return 2000 if method == "nuts" else 1000
+
+
 def _draw_counts(method, num_samples, num_warmup, num_chains, thinning) -> tuple:
     """``num_samples`` with its default, checked counts, and the total number of draws."""
     if num_samples is None:
-        num_samples = 2000 if method == "nuts" else 1000
+        num_samples = default_num_samples(method)
     for name, value in (("num_samples", num_samples), ("num_warmup", num_warmup)):
         check_positive(value, name, integer=True)
     check_positive(num_chains, "num_chains", integer=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .defaults import POSTERIOR_DEFAULTS
 from .parallel import check_n_jobs, resolve_n_jobs
-from .pooling import check_refits, pooled_posterior
+from .pooling import check_refits, draws_per_fit, pooled_posterior
 from .predict import predictive_draws
 from .state import (
     PosteriorState,
@@ -78,7 +78,10 @@ class UncertaintyMixin:
         num_samples : int, optional
             Draws per chain for NUTS (default 2000: with 1000 the largest of
             ~800 split R-hats reached 1.013 on one of three test seeds) or in
-            total for ``"laplace"`` and ``"vi"`` (default 1000).
+            total for ``"laplace"`` and ``"vi"`` (default 1000), for each fit
+            pooled (``refits``). Above 20,000 samples the default draws are
+            shared among the pooled fits (250 each of four Laplace fits), so
+            that they take one fit's memory (:func:`~bayes_prsn.pooling.draws_per_fit`).
         num_chains : int, default 4
             Chains (NUTS only). They run in parallel when JAX has a device per
             chain (``numpyro.set_host_device_count(4)`` before JAX starts) and
@@ -148,7 +151,7 @@ class UncertaintyMixin:
             or tail ESS below 100 per chain, or when a transition diverged;
             the numbers are in the message and in ``posterior_diagnostics_``.
         """
-        from .sampling import auto_method, sample_posterior
+        from .sampling import auto_method, default_num_samples, sample_posterior
 
         state = fitted_state(self)
         if isinstance(method, str):
@@ -162,7 +165,9 @@ class UncertaintyMixin:
         # The draws asked for: this fit's, and each refit's alike.
         draws = {
             "num_warmup": num_warmup,
-            "num_samples": num_samples,
+            "num_samples": draws_per_fit(
+                state, num_samples, default_num_samples(method), refits + 1
+            ),
             "num_chains": num_chains,
             "progress_bar": bool(self.progress_bar) if progress_bar is None else progress_bar,
             "thinning": thinning,

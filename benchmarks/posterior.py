@@ -104,7 +104,13 @@ def coverage(draws, truth, factor: float = 1.0) -> list[float]:
 
 
 def run(
-    generator: str, method: str, n_samples: int, seed: int, refits="auto", n_fits="auto"
+    generator: str,
+    method: str,
+    n_samples: int,
+    seed: int,
+    refits="auto",
+    n_fits="auto",
+    num_samples=None,
 ) -> dict:
     data = make_data(generator, n_samples, seed)
     (X, y, cov), (X_new, y_new, cov_new) = _split(data, n_samples)
@@ -121,7 +127,9 @@ def run(
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        estimator.sample_posterior(method=method, random_state=seed, refits=refits)
+        estimator.sample_posterior(
+            method=method, random_state=seed, refits=refits, num_samples=num_samples
+        )
     seconds = time.perf_counter() - start
     draws, truth, point = draws_truth_point(estimator, data, n_samples)
     mean, sd = draws.mean(axis=0), draws.std(axis=0)
@@ -173,11 +181,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     parser.add_argument("--refits", type=_refits, default="auto", help="auto or a number")
     parser.add_argument("--n-fits", type=_refits, default="auto", help="auto or a number")
+    parser.add_argument(
+        "--num-samples", type=int, default=None, help="draws per fit (default: the method's)"
+    )
     parser.add_argument("--out", default=None, help="JSON file (default under results/)")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
-        row = run(args.generator, args.method, args.n_samples, seed, args.refits, args.n_fits)
+        row = run(
+            args.generator,
+            args.method,
+            args.n_samples,
+            seed,
+            args.refits,
+            args.n_fits,
+            args.num_samples,
+        )
         rows.append(row)
         print(json.dumps(row), flush=True)
     fixed = ("generator", "family", "method", "n_samples", "seed", "refits")

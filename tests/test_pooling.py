@@ -113,6 +113,27 @@ def test_auto_refits_pool_where_one_split_chose_the_smoothing(pooled, monkeypatc
     assert pooling.auto_refits(gaussian) == 0
 
 
+def test_above_shared_draws_above_the_default_draws_are_shared_among_the_fits(pooled, monkeypatch):
+    """Above SHARED_DRAWS_ABOVE samples the default draws (1,000 for Laplace) are
+    split among the pooled fits, so that they take one fit's memory; given draws
+    are each fit's. The memory check (before anything is drawn) counts them."""
+    estimator, _ = pooled
+    state = estimator.fit_state_
+    assert state.n_samples <= pooling.SHARED_DRAWS_ABOVE
+    assert pooling.draws_per_fit(state, None, 1000, 3) is None  # each fit its default
+    limit = 0.99 * estimator.posterior_memory_gb(3 * 334)
+    with pytest.raises(MemoryError, match=r"for 3000 draws"):
+        estimator.sample_posterior("laplace", refits=2, max_memory_gb=limit)
+    monkeypatch.setattr(pooling, "SHARED_DRAWS_ABOVE", state.n_samples - 1)
+    assert pooling.draws_per_fit(state, None, 1000, 3) == 334
+    assert pooling.draws_per_fit(state, None, 2000, 4) == 500
+    assert pooling.draws_per_fit(state, DRAWS, 1000, 3) == DRAWS
+    assert pooling.draws_per_fit(state, None, 1000, 1) is None
+    with pytest.raises(MemoryError, match=r"for 1002 draws"):
+        estimator.sample_posterior("laplace", refits=2, max_memory_gb=limit)
+    assert estimator.posterior_state_.fits == 3  # the pooled posterior is kept
+
+
 @pytest.mark.parametrize("refits", [-1, 1.5, True, "2", "Auto"])
 def test_refits_must_be_a_whole_number(pooled, refits):
     estimator, _ = pooled
