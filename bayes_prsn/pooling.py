@@ -84,12 +84,13 @@ AUTO_REFIT_FAMILIES = ("bernoulli", "binomial", "poisson", "negative_binomial")
 AUTO_REFITS_GAUSSIAN_FROM = 5_000
 #: ``refits="auto"`` pools only fits of at most this many samples (the
 #: full-batch fits, :data:`~bayes_prsn.fitting.MINIBATCH_ABOVE`): a minibatch fit
-#: of 100,000 samples takes 20 to 40 s, four of them 94 to 160 s (over the two
-#: minutes of ``benchmarks/scale.py``'s target). Gaussian data of 100,000 samples,
-#: ``n_fits=4`` (``make_small_low_rank``, seeds 100-102, Laplace): 90% coverage
-#: 0.93 against 0.74 from one fit, 50% 0.57 against 0.36 (too wide on two data
-#: sets of three), and ``coef_`` 14% less accurate on average (two of the four
-#: fits' smoothing, chosen on 2,000 samples each, was a worse one).
+#: of 100,000 samples takes 22 to 40 s, four of them 94 to 105 s at p = 3 and
+#: about four times 40 s at ``benchmarks/scale.py``'s p = 20, over its target of
+#: two minutes. Gaussian data of 100,000 samples, ``n_fits=4``
+#: (``make_small_low_rank``, seeds 100-102, Laplace): 90% coverage 0.93 against
+#: 0.74 from one fit, 50% 0.57 against 0.36 (too wide on two data sets of three),
+#: and ``coef_`` 14% less accurate on average (on one data set two of the four
+#: fits chose a worse smoothing on their 2,000 validation samples).
 AUTO_REFITS_MAX_SAMPLES = 20_000
 #: Above this many samples (the minibatch fits) a pooled posterior's default
 #: draws are shared among its fits (:func:`draws_per_fit`): four fits' draws of
