@@ -42,6 +42,7 @@ import dataclasses
 import numpy as np
 
 from . import arviz_compat
+from .fitting import MINIBATCH_ABOVE
 from .state import FittedState, PosteriorState, published_attributes
 
 __all__ = [
@@ -91,12 +92,12 @@ AUTO_REFITS_GAUSSIAN_FROM = 5_000
 #: 0.74 from one fit, 50% 0.57 against 0.36 (too wide on two data sets of three),
 #: and ``coef_`` 14% less accurate on average (on one data set two of the four
 #: fits chose a worse smoothing on their 2,000 validation samples).
-AUTO_REFITS_MAX_SAMPLES = 20_000
+AUTO_REFITS_MAX_SAMPLES = MINIBATCH_ABOVE
 #: Above this many samples (the minibatch fits) a pooled posterior's default
 #: draws are shared among its fits (:func:`draws_per_fit`): four fits' draws of
 #: 100,000 samples at the default 1,000 each would need about 24 GB, more than
 #: the default memory limit of a 24 GB machine; 250 each take one fit's.
-SHARED_DRAWS_ABOVE = 20_000
+SHARED_DRAWS_ABOVE = MINIBATCH_ABOVE
 
 
 def one_split_refits(state: FittedState) -> int:
