@@ -22,8 +22,8 @@ the first ``--n-samples`` fitted (as in ``posterior.py``); ``scale`` is
 ``make_low_rank`` with p = 20 (as in ``scale.py``). ``--dictionary-weight W``
 multiplies Q's log prior by ``W`` in the minibatch model (the final fit
 above 20,000 samples; the smoothing is still chosen on the subset with
-weight 1): it replaces ``bayes_prsn.models.personalized._shared_sites``
-inside this process only. Results: ``results/dictionary_drift.json``
+weight 1): it wraps the model that ``bayes_prsn.svi`` fits minibatches
+with, inside this process only. Results: ``results/dictionary_drift.json``
 (appended).
 """
 
@@ -31,30 +31,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from posterior import make_data
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
 def _weighted_dictionary(weight: float) -> None:
-    """Q's log prior times ``weight`` in the minibatch model's calls only."""
-    from bayes_prsn.models import personalized
+    """Q's log prior times ``weight`` in the minibatch model (the fits above 20,000 samples)."""
+    from bayes_prsn import svi
 
-    original = personalized._shared_sites
+    original = svi.personalized_regression_minibatch
 
-    def shared_sites(*args, **kwargs):
-        if sys._getframe(1).f_code.co_name != "personalized_regression_minibatch":
-            return original(*args, **kwargs)
+    def weighted(*args, **kwargs):
         with _scale_sites({"dictionary": weight}):
             return original(*args, **kwargs)
 
-    personalized._shared_sites = shared_sites
+    svi.personalized_regression_minibatch = weighted
 
 
 def _scale_sites(weights: dict):
@@ -74,8 +72,14 @@ def _data(generator: str, n_samples: int, seed: int):
 
     if generator == "scale":
         return simulate.make_low_rank(n_samples=n_samples, n_features=20, random_state=seed)
-    total = n_samples + n_samples // 4
-    return simulate.make_small_low_rank(n_samples=total, random_state=seed)
+    return make_data("issue3", n_samples, seed)
+
+
+def _batch_size(text: str):
+    """``auto``, ``none`` (full batch) or a number of samples per step."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    return int(text)
 
 
 def run(args) -> dict:
@@ -126,12 +130,10 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--batch-size", default="auto", type=lambda s: None if s == "none" else s)
+    parser.add_argument("--batch-size", default="auto", type=_batch_size, help="auto, none or k")
     parser.add_argument("--dictionary-weight", type=float, default=1.0)
     parser.add_argument("--out", default=str(RESULTS / "dictionary_drift.json"))
     args = parser.parse_args()
-    if args.batch_size not in (None, "auto"):
-        args.batch_size = int(args.batch_size)
     if args.dictionary_weight != 1.0:
         _weighted_dictionary(args.dictionary_weight)
     row = run(args)
